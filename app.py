@@ -1,0 +1,96 @@
+"""RabbitLens: the application factory and the entry point.
+
+python app.py [--host 127.0.0.1] [--port 5000] [--amqp-url URL] [--management-url URL]
+"""
+
+if __name__ == "__main__":  # gevent must patch sockets and threads before anything imports them
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import argparse
+import atexit
+import logging
+import sys
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from rabbit.connection import BrokerLink
+from rabbit.management import ManagementClient
+from rabbit.urls import redact_url
+from web import health, pages
+from web.errors import register_error_handlers
+from web.lab import EXTENSION_KEY, Lab, install_log_redaction
+from web.live import LiveHub
+from web.settings import Settings
+
+log = logging.getLogger("rabbitlens")
+
+
+def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app, its Socket.IO server and its services (the broker link starts here)."""
+    settings = config if isinstance(config, Settings) else Settings.from_env(**(config or {}))
+    app = Flask(__name__, static_folder="static", template_folder="templates")
+    app.config["JSON_SORT_KEYS"] = False
+    socketio = SocketIO(app, async_mode=settings.async_mode, logger=False, engineio_logger=False)
+    hub = LiveHub(socketio)
+
+    def on_status(status: dict[str, Any]) -> None:
+        lab = app.extensions.get(EXTENSION_KEY)
+        if lab is not None:
+            hub.broadcast("broker_status", lab.broker_status())
+
+    link = BrokerLink(settings.amqp_url, name="rabbitlens", on_status=on_status)
+    lab = Lab(settings=settings, link=link, management=ManagementClient(settings.management_url), hub=hub)
+    app.extensions[EXTENSION_KEY] = lab
+    app.extensions["socketio_server"] = socketio
+    install_log_redaction(app, lab.secrets())
+
+    register_error_handlers(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(health.bp)
+
+    @socketio.on("connect")
+    def on_connect(auth: Any = None) -> None:
+        from flask import request
+
+        hub.send_to(request.sid, "broker_status", lab.broker_status())
+
+    link.start()
+    return app
+
+
+def socketio_of(app: Flask) -> SocketIO:
+    return app.extensions["socketio_server"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="app.py", description="RabbitLens: a live web lab for RabbitMQ.")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1, env RABBITLENS_HOST)")
+    parser.add_argument("--port", type=int, help="port to serve on (default 5000, env RABBITLENS_PORT)")
+    parser.add_argument("--amqp-url", help="broker URL (env RABBITLENS_AMQP_URL)")
+    parser.add_argument("--management-url", help="management API base URL (env RABBITLENS_MANAGEMENT_URL)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = Settings.from_env(
+        host=args.host, port=args.port, amqp_url=args.amqp_url, management_url=args.management_url
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("pika", "geventwebsocket.handler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    app = create_app(settings)
+    lab: Lab = app.extensions[EXTENSION_KEY]
+    atexit.register(lab.shutdown)
+    log.info("RabbitLens on http://%s:%d/ (broker %s)", settings.host, settings.port, redact_url(settings.amqp_url))
+    print(f"RabbitLens is serving on http://{settings.host}:{settings.port}/", flush=True)
+    socketio_of(app).run(app, host=settings.host, port=settings.port, log_output=False, allow_unsafe_werkzeug=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

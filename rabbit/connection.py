@@ -1,0 +1,285 @@
+"""One pika connection, one owner: the ``BrokerLink``.
+
+pika connections and channels are not thread-safe. A ``BrokerLink`` owns one ``BlockingConnection`` in one
+thread (a greenlet when gevent has patched ``threading``): that owner connects, keeps the connection pumped
+(heartbeats, consumer callbacks), reconnects with backoff when the broker goes away, and runs work that
+other threads or greenlets hand it through :meth:`BrokerLink.call`. Every state change is reported to an
+injected ``on_status`` callback.
+
+This is the only module that creates pika connections for the app, so a later move to pika 1.5's
+thread-safe connection class stays small.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+import pika
+import pika.exceptions as pex
+from pika.adapters.blocking_connection import BlockingChannel
+
+from rabbit.errors import BrokerError, BrokerUnavailable
+from rabbit.urls import redact_url
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONNECTED = "connected"
+CONNECTING = "connecting"
+RECONNECTING = "reconnecting"
+DOWN = "down"
+STOPPED = "stopped"
+
+# Errors that mean "the connection is gone", as opposed to a channel error the broker reports.
+CONNECTION_LOST = (
+    pex.AMQPConnectionError,
+    pex.ConnectionWrongStateError,
+    pex.StreamLostError,
+    OSError,
+)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short human text for a connection failure (pika's own reprs are often empty)."""
+    if isinstance(exc, pex.ConnectionClosedByBroker):
+        return f"closed by broker: {exc.reply_code} {exc.reply_text}"
+    if isinstance(exc, pex.AMQPConnectionError) and exc.args:
+        inner = exc.args[0]
+        if isinstance(inner, BaseException):
+            return describe_error(inner)
+        return str(inner) or type(exc).__name__
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class BrokerLink:
+    """Owns one AMQP connection; runs handed-in work on it; reconnects with backoff.
+
+    ``on_connected(connection)`` runs in the owner after every (re)connect: the place to re-declare
+    queues and re-attach consumers. ``on_status(status)`` is called with :attr:`status` on every change.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "rabbitlens",
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+        on_connected: Callable[[pika.BlockingConnection], None] | None = None,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 5.0,
+        heartbeat: int = 20,
+        pump_interval: float = 0.25,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self._on_status = on_status
+        self._on_connected = on_connected
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._pump_interval = pump_interval
+        params = pika.URLParameters(url)
+        params.heartbeat = heartbeat
+        params.blocked_connection_timeout = 30
+        params.connection_attempts = 1
+        params.socket_timeout = 5
+        params.client_properties = {"connection_name": name, "product": "RabbitLens"}
+        self._params = params
+        self._jobs: deque[tuple[Callable[[BlockingChannel], Any], Future]] = deque()
+        self._jobs_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._connected_event = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._owner_ident: int | None = None
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._status: dict[str, Any] = {
+            "connected": False,
+            "state": CONNECTING,
+            "url": redact_url(url),
+            "server_version": None,
+            "error": None,
+            "attempts": 0,
+            "since": time.time(),
+        }
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def status(self) -> dict[str, Any]:
+        """A copy of the current status: ``connected``, ``state``, redacted ``url``, ``server_version``..."""
+        return dict(self._status)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._status["connected"])
+
+    def start(self) -> BrokerLink:
+        """Start the owner (a thread, or a greenlet under gevent's patching)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"broker-link:{self.name}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection and end the owner."""
+        self._stopping.set()
+        self._wake.set()
+        conn = self._connection
+        if conn is not None:
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                conn.add_callback_threadsafe(lambda: None)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected (True) or ``timeout`` seconds pass (False)."""
+        return self._connected_event.wait(timeout)
+
+    def call(self, fn: Callable[[BlockingChannel], T], timeout: float = 10.0) -> T:
+        """Run ``fn(channel)`` in the owner and return its result.
+
+        A broker error closes only the channel: it is raised as :class:`BrokerError` and the next call gets a
+        fresh channel. Raises :class:`BrokerUnavailable` at once while the broker is unreachable.
+        """
+        if threading.get_ident() == self._owner_ident:
+            return self._run_job(fn)
+        conn = self._connection
+        if conn is None or not self.connected:
+            raise BrokerUnavailable(self._unavailable_text())
+        future: Future = Future()
+        with self._jobs_lock:
+            self._jobs.append((fn, future))
+        try:
+            conn.add_callback_threadsafe(self._drain_jobs)
+        except Exception as exc:
+            raise BrokerUnavailable(self._unavailable_text()) from exc
+        try:
+            return future.result(timeout)
+        except FutureTimeout as exc:
+            future.cancel()
+            raise BrokerUnavailable(f"the broker did not answer within {timeout:g} s") from exc
+
+    # ----------------------------------------------------------------- owner side
+    def _unavailable_text(self) -> str:
+        error = self._status.get("error")
+        base = f"broker {self._status['url']} is {self._status['state']}"
+        return f"{base}: {error}" if error else base
+
+    def _set_status(self, **changes: Any) -> None:
+        before = (self._status["state"], self._status["connected"], self._status["error"])
+        if "state" in changes and changes["state"] != self._status["state"]:
+            changes["since"] = time.time()
+        self._status.update(changes)
+        after = (self._status["state"], self._status["connected"], self._status["error"])
+        if before != after and self._on_status is not None:
+            try:
+                self._on_status(self.status)
+            except Exception:
+                log.exception("status callback failed")
+
+    def _run(self) -> None:
+        self._owner_ident = threading.get_ident()
+        backoff = self._backoff_initial
+        first = True
+        while not self._stopping.is_set():
+            if not first:
+                self._set_status(state=RECONNECTING)
+            attempts = self._status["attempts"] + 1
+            self._status["attempts"] = attempts
+            try:
+                conn = pika.BlockingConnection(self._params)
+            except Exception as exc:
+                self._set_status(connected=False, state=DOWN if first else RECONNECTING, error=describe_error(exc))
+                log.warning(
+                    "%s: cannot connect to %s (%s); retry in %.1fs",
+                    self.name,
+                    self._status["url"],
+                    describe_error(exc),
+                    backoff,
+                )
+                first = False
+                self._wake.wait(backoff)
+                backoff = min(backoff * 2, self._backoff_max)
+                continue
+            first = False
+            backoff = self._backoff_initial
+            self._connection = conn
+            self._channel = None
+            try:
+                self._serve(conn)
+            except CONNECTION_LOST as exc:
+                self._fail_pending(BrokerUnavailable(f"connection lost: {describe_error(exc)}"))
+                self._connected_event.clear()
+                if not self._stopping.is_set():
+                    log.warning("%s: connection lost (%s)", self.name, describe_error(exc))
+                    self._set_status(connected=False, state=DOWN, error=describe_error(exc))
+                    self._wake.wait(self._backoff_initial)
+            finally:
+                self._connection = None
+                self._channel = None
+                if conn.is_open:
+                    with contextlib.suppress(Exception):  # best effort on the way out
+                        conn.close()
+        self._connected_event.clear()
+        self._fail_pending(BrokerUnavailable("the broker link was stopped"))
+        self._set_status(connected=False, state=STOPPED, error=None)
+
+    def _serve(self, conn: pika.BlockingConnection) -> None:
+        version = conn._impl.server_properties.get("version")
+        if isinstance(version, bytes):
+            version = version.decode("utf-8", "replace")
+        if self._on_connected is not None:
+            self._on_connected(conn)
+        self._status["attempts"] = 0
+        self._set_status(connected=True, state=CONNECTED, error=None, server_version=version)
+        self._connected_event.set()
+        log.info("%s: connected to %s (RabbitMQ %s)", self.name, self._status["url"], version)
+        while not self._stopping.is_set():
+            conn.process_data_events(time_limit=self._pump_interval)
+            self._drain_jobs()
+
+    def _drain_jobs(self) -> None:
+        while True:
+            with self._jobs_lock:
+                if not self._jobs:
+                    return
+                fn, future = self._jobs.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._run_job(fn))
+            except CONNECTION_LOST as exc:
+                future.set_exception(BrokerUnavailable(f"connection lost: {describe_error(exc)}"))
+                raise
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def _run_job(self, fn: Callable[[BlockingChannel], T]) -> T:
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            if self._connection is None:
+                raise BrokerUnavailable(self._unavailable_text())
+            channel = self._channel = self._connection.channel()
+        try:
+            return fn(channel)
+        except pex.ChannelClosedByBroker as exc:
+            self._channel = None
+            raise BrokerError.from_pika(exc) from None
+
+    def _fail_pending(self, error: Exception) -> None:
+        with self._jobs_lock:
+            pending = list(self._jobs)
+            self._jobs.clear()
+        for _, future in pending:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(error)

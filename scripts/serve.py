@@ -1,0 +1,56 @@
+"""Serve RabbitLens with a broker: the given one, the local default, or a private node started for the run.
+
+Called by ``scripts/run.sh``; arguments go to ``app.py``. A private node lives under ``.run/rabbitmq`` and is
+stopped when the app stops.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import gevent  # noqa: E402
+
+import app  # noqa: E402
+from rabbit.localnode import NodeError, PrivateNode, free_port_block, port_open  # noqa: E402
+from rabbit.urls import DEFAULT_AMQP_URL  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    if "--amqp-url" in argv or os.environ.get("RABBITLENS_AMQP_URL"):
+        return app.main(argv)
+    if port_open(5672):
+        print(f"Using the local broker at {DEFAULT_AMQP_URL.replace('guest:guest@', 'guest@')}", flush=True)
+        return app.main(argv)
+    port = free_port_block(45700, size=3)
+    node = PrivateNode(ROOT / ".run" / "rabbitmq", amqp_port=port, management_port=port + 2)
+    print(f"No broker answers on 127.0.0.1:5672: starting a private RabbitMQ node on {port} ...", flush=True)
+    try:
+        node.start()
+    except NodeError as exc:
+        print(f"Could not start a private RabbitMQ node: {exc}", file=sys.stderr)
+        return 1
+    os.environ["RABBITLENS_AMQP_URL"] = node.amqp_url
+    os.environ["RABBITLENS_MANAGEMENT_URL"] = node.management_url or ""
+
+    def stop_and_exit() -> None:
+        node.stop()
+        os._exit(0)
+
+    gevent.signal_handler(signal.SIGTERM, stop_and_exit)
+    try:
+        return app.main(argv)
+    finally:
+        print("Stopping the private RabbitMQ node ...", flush=True)
+        node.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,59 @@
+// The broker status indicator and the overview card: follows `broker_status` live.
+import { el, $, setText, formatTime } from "./dom.js";
+import { on, onLinkChange } from "./socket.js";
+
+const LABELS = {
+  connected: "broker connected",
+  connecting: "connecting…",
+  reconnecting: "reconnecting…",
+  down: "broker down",
+  stopped: "stopped",
+  offline: "lab server unreachable",
+};
+const HISTORY_LIMIT = 50;
+let lastBroker = null;
+
+function showState(state) {
+  const pill = $("#broker-status");
+  pill.dataset.state = state;
+  setText(pill.querySelector(".status-text"), LABELS[state] || state);
+}
+
+function render(broker) {
+  lastBroker = broker;
+  showState(broker.state);
+  setText("#broker-url", broker.url);
+  setText("#broker-version", broker.server_version || "—");
+  const stateCell = $("#broker-state");
+  stateCell.className = `state-${broker.state}`;
+  setText(stateCell, broker.state);
+  const error = $("#broker-error");
+  error.hidden = !broker.error;
+  setText(error, broker.error ? `Last error: ${broker.error}` : "");
+  const history = $("#status-history");
+  history.prepend(el("li", { class: `state-${broker.state}` }, `${formatTime(broker.since)} ${broker.state}`,
+    broker.error ? ` — ${broker.error}` : ""));
+  while (history.children.length > HISTORY_LIMIT) history.lastElementChild.remove();
+}
+
+async function refreshHealth() {
+  try {
+    const response = await fetch("/api/health");
+    const health = await response.json();
+    setText("#broker-management", health.management ? "available" : "not reachable (optional)");
+    if (!lastBroker) render(health.broker);
+  } catch {
+    setText("#broker-management", "unknown");
+  }
+}
+
+export function initStatus() {
+  on("broker_status", render);
+  onLinkChange((link) => {
+    setText("#socket-state", link === "online" ? "live (websocket)" : "disconnected, retrying…");
+    if (link === "offline") showState("offline");
+    else if (lastBroker) showState(lastBroker.state);
+  });
+  refreshHealth();
+  setInterval(refreshHealth, 15000);
+}

@@ -1,0 +1,43 @@
+"""JSON errors for the API: ``{"error": {"code", "message", "reply_code"?}}`` with a fitting HTTP status."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from rabbit.errors import BrokerError, LabError
+
+HTTP_STATUS_BY_CODE = {
+    "INVALID": 400,
+    "ACCESS_REFUSED": 403,
+    "NOT_FOUND": 404,
+    "PRECONDITION_FAILED": 409,
+    "RESOURCE_LOCKED": 409,
+    "BROKER_DOWN": 503,
+    "MANAGEMENT_UNAVAILABLE": 503,
+}
+
+
+def http_status_for(error: LabError) -> int:
+    status = HTTP_STATUS_BY_CODE.get(error.code)
+    if status is not None:
+        return status
+    return 502 if isinstance(error, BrokerError) else 500
+
+
+def error_response(error: LabError, status: int | None = None) -> tuple[Response, int]:
+    return jsonify({"error": error.to_dict()}), status or http_status_for(error)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(LabError)
+    def on_lab_error(error: LabError) -> tuple[Response, int]:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def on_http_error(error: HTTPException) -> Response | tuple[Response, int]:
+        if not request.path.startswith("/api/"):
+            return error.get_response()
+        code = (error.name or "error").upper().replace(" ", "_")
+        body = {"error": {"code": code, "message": error.description or error.name}}
+        return jsonify(body), error.code or 500

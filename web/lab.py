@@ -1,0 +1,65 @@
+"""The services one app instance owns (broker link, management client, live hub), kept on the Flask app."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+from rabbit.connection import BrokerLink
+from rabbit.management import ManagementClient
+from rabbit.urls import url_password
+from web.live import LiveHub
+from web.settings import Settings
+
+EXTENSION_KEY = "rabbitlens"
+
+
+@dataclass
+class Lab:
+    settings: Settings
+    link: BrokerLink
+    management: ManagementClient
+    hub: LiveHub
+
+    def broker_status(self) -> dict[str, Any]:
+        """The public ``broker`` object of health and ``broker_status`` (no secrets in it)."""
+        status = self.link.status
+        keys = ("connected", "state", "url", "server_version", "error", "attempts", "since")
+        return {key: status.get(key) for key in keys}
+
+    def secrets(self) -> list[str]:
+        return [s for s in (url_password(self.settings.amqp_url), url_password(self.settings.management_url)) if s]
+
+    def shutdown(self) -> None:
+        self.link.stop()
+
+
+def current_lab() -> Lab:
+    return current_app.extensions[EXTENSION_KEY]
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs broker passwords out of every log record that passes a handler."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from rabbit.urls import scrub
+
+        message = record.getMessage()
+        cleaned = scrub(message, self.secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_log_redaction(app: Flask, secrets: list[str]) -> None:
+    flt = RedactingFilter(secrets)
+    for logger in (logging.getLogger(), app.logger):
+        for handler in logger.handlers:
+            handler.addFilter(flt)

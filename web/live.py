@@ -1,0 +1,30 @@
+"""The bridge from ``rabbit/`` events to Socket.IO clients."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask_socketio import SocketIO
+
+log = logging.getLogger(__name__)
+
+
+class LiveHub:
+    """Sends events to the browsers. ``rabbit/`` code gets :meth:`sink` as its ``on_event`` callback."""
+
+    def __init__(self, socketio: SocketIO) -> None:
+        self.socketio = socketio
+
+    def broadcast(self, event: str, payload: Any) -> None:
+        """Send one event to every connected client now (for low-rate events: status, topology)."""
+        try:
+            self.socketio.emit(event, payload)
+        except Exception:
+            log.exception("emit of %s failed", event)
+
+    def send_to(self, sid: str, event: str, payload: Any) -> None:
+        self.socketio.emit(event, payload, to=sid)
+
+    def sink(self, event: str, payload: Any) -> None:
+        self.broadcast(event, payload)

@@ -1,0 +1,47 @@
+"""Settings from defaults, the environment (``RABBITLENS_*``) and the command line, in that order."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from rabbit.urls import DEFAULT_AMQP_URL, management_url_for
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    amqp_url: str = DEFAULT_AMQP_URL
+    management_url: str = ""  # empty: the AMQP host on 15672 with the same credentials
+    async_mode: str = "gevent"
+    # How long the lab waits for the broker to answer one operation.
+    broker_timeout_s: float = 10.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.management_url:
+            self.management_url = management_url_for(self.amqp_url)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``RABBITLENS_<NAME>`` variables, then non-None ``overrides``."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = environ.get(f"RABBITLENS_{f.name.upper()}")
+            if raw not in (None, ""):
+                values[f.name] = _coerce(f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _coerce(kind: Any, raw: str) -> Any:
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    return raw
