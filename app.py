@@ -20,7 +20,8 @@ from flask_socketio import SocketIO
 from rabbit.connection import BrokerLink
 from rabbit.management import ManagementClient
 from rabbit.urls import redact_url
-from web import health, pages
+from web import health, pages, rpc, topology, traffic
+from web.api import docs_bp
 from web.errors import register_error_handlers
 from web.lab import EXTENSION_KEY, Lab, install_log_redaction
 from web.live import LiveHub
@@ -51,12 +52,16 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(docs_bp)
+    for area in (topology, traffic, rpc):
+        area.init_app(app, lab)
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
         from flask import request
 
         hub.send_to(request.sid, "broker_status", lab.broker_status())
+        hub.client_connected(request.sid)
 
     link.start()
     return app

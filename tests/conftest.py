@@ -22,6 +22,9 @@ from rabbit.localnode import PrivateNode, free_port_block, port_open
 from rabbit.urls import DEFAULT_AMQP_URL
 
 ROOT = Path(__file__).resolve().parent.parent
+# Private nodes and lab servers take ports from here up (45672: clear of rabbitmqctl's 35672-35682).
+# Two suites running at once on one machine should use different bases.
+PORT_BASE = int(os.environ.get("RABBITLENS_TEST_PORT_BASE", "45672"))
 
 
 def wait_until(
@@ -56,7 +59,7 @@ def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if port_open(5672):
         yield DEFAULT_AMQP_URL
         return
-    port = free_port_block(45800)
+    port = free_port_block(PORT_BASE + 128)
     node = PrivateNode(tmp_path_factory.mktemp("shared-node"), amqp_port=port)
     node.start()
     try:
@@ -108,7 +111,7 @@ def start_private_node(base: Path, start_port: int, management: bool) -> Private
 @pytest.fixture
 def private_node(tmp_path: Path) -> Iterator[PrivateNode]:
     """A node of the test's own, free to stop, kill and restart (never the shared broker)."""
-    node = start_private_node(tmp_path / "node", 45672, management=False)
+    node = start_private_node(tmp_path / "node", PORT_BASE, management=False)
     try:
         yield node
     finally:
@@ -118,7 +121,7 @@ def private_node(tmp_path: Path) -> Iterator[PrivateNode]:
 @pytest.fixture(scope="session")
 def managed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNode]:
     """A private node with the management plugin, shared by tests that need the HTTP API (not stopped by them)."""
-    node = start_private_node(tmp_path_factory.mktemp("managed-node"), 45760, management=True)
+    node = start_private_node(tmp_path_factory.mktemp("managed-node"), PORT_BASE + 88, management=True)
     try:
         yield node
     finally:
@@ -158,7 +161,7 @@ def launch_lab(
     amqp_url: str, log_path: Path, management_url: str | None = None, extra_env: dict[str, str] | None = None
 ) -> LabServer:
     """Start ``python app.py`` on a free port against ``amqp_url`` and wait for it to answer."""
-    port = free_port_block(47000, size=1)
+    port = free_port_block(PORT_BASE + 1328, size=1)
     args = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--amqp-url", amqp_url]
     if management_url:
         args += ["--management-url", management_url]

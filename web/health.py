@@ -6,12 +6,13 @@ from typing import Any
 
 from flask import Blueprint
 
+from web.api import api
 from web.lab import current_lab
 
 bp = Blueprint("health", __name__)
 
 
-@bp.get("/api/health")
+@api.route(bp, "/api/health", "GET", summary="Broker connection and management API availability")
 def health() -> dict[str, Any]:
     lab = current_lab()
     broker = lab.broker_status()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
@@ -23,6 +24,9 @@ class Lab:
     link: BrokerLink
     management: ManagementClient
     hub: LiveHub
+    # Services of each area (topology, traffic, rpc), by name, and what to run when the app stops.
+    services: dict[str, Any] = field(default_factory=dict)
+    shutdown_hooks: list[Callable[[], None]] = field(default_factory=list)
 
     def broker_status(self) -> dict[str, Any]:
         """The public ``broker`` object of health and ``broker_status`` (no secrets in it)."""
@@ -34,6 +38,11 @@ class Lab:
         return [s for s in (url_password(self.settings.amqp_url), url_password(self.settings.management_url)) if s]
 
     def shutdown(self) -> None:
+        for hook in reversed(self.shutdown_hooks):
+            try:
+                hook()
+            except Exception:
+                logging.getLogger(__name__).exception("shutdown hook failed")
         self.link.stop()
 
 

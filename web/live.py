@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask_socketio import SocketIO
@@ -15,6 +16,8 @@ class LiveHub:
 
     def __init__(self, socketio: SocketIO) -> None:
         self.socketio = socketio
+        # Called with a new client's sid: each area sends that client its current state (re-sync on reconnect).
+        self.connect_hooks: list[Callable[[str], None]] = []
 
     def broadcast(self, event: str, payload: Any) -> None:
         """Send one event to every connected client now (for low-rate events: status, topology)."""
@@ -28,3 +31,10 @@ class LiveHub:
 
     def sink(self, event: str, payload: Any) -> None:
         self.broadcast(event, payload)
+
+    def client_connected(self, sid: str) -> None:
+        for hook in self.connect_hooks:
+            try:
+                hook(sid)
+            except Exception:
+                log.exception("connect hook failed")

@@ -1,18 +1,46 @@
-// Entry point of the page: wires the panels to the live socket.
-import { $$ } from "./dom.js";
-import { initStatus } from "./status.js";
+// Entry point of the page: builds the tabs from the panels and starts each panel's module.
+// A panel is <section class="panel" data-panel="NAME" data-title="Title" data-module="NAME.js">; its module
+// exports init(sectionElement).
+import { $, $$, el } from "./dom.js";
 
-function initTabs() {
-  const tabs = $$(".tab");
-  const select = (name) => {
-    for (const tab of tabs) tab.setAttribute("aria-selected", String(tab.dataset.panel === name));
-    for (const panel of $$(".panel")) panel.hidden = panel.dataset.panel !== name;
-    history.replaceState(null, "", `#${name}`);
-  };
-  for (const tab of tabs) tab.addEventListener("click", () => select(tab.dataset.panel));
-  const wanted = location.hash.slice(1);
-  select(tabs.some((t) => t.dataset.panel === wanted) ? wanted : tabs[0].dataset.panel);
+function selectPanel(name) {
+  for (const tab of $$(".tab")) tab.setAttribute("aria-selected", String(tab.dataset.panel === name));
+  for (const panel of $$(".panel")) panel.hidden = panel.dataset.panel !== name;
+  history.replaceState(null, "", `#${name}`);
 }
 
-initTabs();
-initStatus();
+function buildTabs(panels) {
+  const nav = $(".tabs");
+  for (const [index, panel] of panels.entries()) {
+    const tab = el("button", { role: "tab", class: "tab", dataset: { panel: panel.dataset.panel },
+      title: `${panel.dataset.title} (Alt+${index + 1})` }, panel.dataset.title);
+    tab.addEventListener("click", () => selectPanel(panel.dataset.panel));
+    nav.append(tab);
+  }
+  document.addEventListener("keydown", (event) => {
+    const index = Number(event.key) - 1;
+    if (event.altKey && index >= 0 && index < panels.length) {
+      event.preventDefault();
+      selectPanel(panels[index].dataset.panel);
+    }
+  });
+  const wanted = location.hash.slice(1);
+  selectPanel(panels.some((p) => p.dataset.panel === wanted) ? wanted : panels[0].dataset.panel);
+}
+
+async function startPanels(panels) {
+  for (const panel of panels) {
+    if (!panel.dataset.module) continue;
+    try {
+      const module = await import(`./${panel.dataset.module}`);
+      module.init(panel);
+    } catch (error) {
+      console.error(`panel ${panel.dataset.panel} failed to start`, error);
+      panel.prepend(el("p", { class: "error-text" }, `This panel failed to start: ${error.message}`));
+    }
+  }
+}
+
+const panels = $$(".panel");
+buildTabs(panels);
+startPanels(panels);

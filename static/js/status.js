@@ -47,7 +47,7 @@ async function refreshHealth() {
   }
 }
 
-export function initStatus() {
+export function init() {
   on("broker_status", render);
   onLinkChange((link) => {
     setText("#socket-state", link === "online" ? "live (websocket)" : "disconnected, retrying…");

@@ -37,3 +37,9 @@ def test_broker_status_is_sent_on_connect(shared_lab):
         assert received[0]["state"] == "connected"
     finally:
         client.disconnect()
+
+
+def test_openapi_document_lists_the_routes(shared_lab):
+    document = shared_lab.get("/api/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert "get" in document["paths"]["/api/health"]
