@@ -29,8 +29,18 @@ class LiveHub:
     def send_to(self, sid: str, event: str, payload: Any) -> None:
         self.socketio.emit(event, payload, to=sid)
 
-    def sink(self, event: str, payload: Any) -> None:
+    def publish(self, event: str, payload: Any) -> None:
+        """Queue a high-rate event (delivery, tap, trace, rpc_*...) for every client.
+
+        The contract: a client receives it either as its own Socket.IO event ``event`` with ``payload``, or,
+        under load, inside a ``batch`` event ``{"events": [{"event": name, "data": payload}, ...], ...}``.
+        The page's socket module unpacks batches, so panels just subscribe to ``event``.
+        """
         self.broadcast(event, payload)
+
+    def sink(self, event: str, payload: Any) -> None:
+        """The ``on_event(name, payload)`` callback handed to ``rabbit/`` code."""
+        self.publish(event, payload)
 
     def client_connected(self, sid: str) -> None:
         for hook in self.connect_hooks:

@@ -22,6 +22,13 @@ function notify(state) {
   for (const handler of linkListeners) handler(state);
 }
 
+// Under load the server sends many events in one `batch`: hand each to the handlers of its own name.
+socket.on("batch", (batch) => {
+  for (const item of batch.events || []) {
+    for (const handler of socket.listeners(item.event)) handler(item.data);
+  }
+});
+
 socket.on("connect", () => notify("online"));
 socket.on("disconnect", () => notify("offline"));
 socket.io.on("reconnect_attempt", () => notify("offline"));
