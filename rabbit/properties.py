@@ -1,0 +1,224 @@
+"""AMQP basic properties and message bodies between JSON and pika (pure, no I/O).
+
+- :class:`MessageProperties` validates the JSON form of the thirteen basic properties (one pydantic model, so
+  the API's OpenAPI schema and its checks come from the same place);
+- :func:`to_pika` / :func:`from_pika` convert to ``pika.BasicProperties`` and back to JSON-safe values;
+- :func:`decode_body` turns the API's ``body`` + ``body_encoding`` into bytes;
+- :func:`body_preview` describes a body for the browser as text, pretty JSON and hex, bounded in size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import decimal
+import json
+from typing import Any, Literal
+
+import pika
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rabbit.errors import InvalidInput
+
+SHORTSTR_MAX = 255  # AMQP short strings (property values, header names) are at most 255 bytes
+HEADERS_MAX_DEPTH = 8  # nested tables/arrays in headers (rabbit.validation.MAX_TABLE_DEPTH)
+INT64_MAX = 2**63 - 1
+PREVIEW_BYTES = 4096  # how much of a body the browser sees
+PROPERTY_NAMES = (
+    "content_type",
+    "content_encoding",
+    "headers",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+)
+
+
+def _shortstr(value: str | None, what: str) -> str | None:
+    if value is not None and len(value.encode("utf-8")) > SHORTSTR_MAX:
+        raise ValueError(f"{what} is longer than {SHORTSTR_MAX} bytes")
+    return value
+
+
+def check_headers_value(value: dict[str, Any]) -> dict[str, Any]:
+    """The headers as an AMQP field table pika can encode (short-string names, 64-bit integers, no floats,
+    nested at most :data:`HEADERS_MAX_DEPTH` deep); raises ``ValueError`` with the shared checks' message."""
+    from rabbit.validation import check_table
+
+    try:
+        return check_table(value, "headers")
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+class MessageProperties(BaseModel):
+    """The AMQP 0-9-1 basic properties, as JSON. Every field is optional; unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content_type: str | None = Field(None, description="MIME type of the body, e.g. application/json")
+    content_encoding: str | None = Field(None, description="e.g. gzip, utf-8")
+    headers: dict[str, Any] | None = Field(None, description="application headers (a JSON object)")
+    delivery_mode: Literal[1, 2] | None = Field(None, description="1 = transient, 2 = persistent")
+    priority: int | None = Field(None, ge=0, le=255)
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = Field(None, description="per-message TTL in milliseconds, as a string of digits")
+    message_id: str | None = None
+    timestamp: int | None = Field(None, ge=0, le=INT64_MAX, description="seconds since the epoch")
+    type: str | None = None
+    user_id: str | None = Field(None, description="must equal the connection's user, or the broker refuses")
+    app_id: str | None = None
+
+    @field_validator(
+        "content_type",
+        "content_encoding",
+        "correlation_id",
+        "reply_to",
+        "message_id",
+        "type",
+        "user_id",
+        "app_id",
+    )
+    @classmethod
+    def _short(cls, value: str | None, info: Any) -> str | None:
+        return _shortstr(value, info.field_name)
+
+    @field_validator("expiration")
+    @classmethod
+    def _expiration(cls, value: str | None) -> str | None:
+        if value is not None and not (value.isascii() and value.isdigit()):
+            raise ValueError('expiration must be a string of digits (milliseconds), e.g. "60000"')
+        return _shortstr(value, "expiration")
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_headers_value(value) if value is not None else None
+
+
+def parse_properties(data: dict[str, Any] | None) -> MessageProperties:
+    """Validate a JSON object of properties; raises :class:`InvalidInput` naming the first bad field."""
+    from pydantic import ValidationError
+
+    try:
+        return MessageProperties.model_validate(data or {})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "properties"
+        raise InvalidInput(f"properties.{where}: {err['msg']}") from None
+
+
+def to_pika(props: MessageProperties | None, extra_headers: dict[str, Any] | None = None) -> pika.BasicProperties:
+    """``pika.BasicProperties`` from validated properties, with ``extra_headers`` (the lab's own) merged in."""
+    values = props.model_dump(exclude_none=True) if props is not None else {}
+    headers = dict(values.pop("headers", None) or {})
+    if extra_headers:
+        headers.update(extra_headers)
+    return pika.BasicProperties(headers=headers or None, **values)
+
+
+def json_safe(value: Any) -> Any:
+    """A header value as pika decodes it, made JSON-safe (bytes -> text or base64, Decimal, datetime)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+def from_pika(props: pika.BasicProperties | None) -> dict[str, Any]:
+    """The properties that are set, as a JSON object (``timestamp`` as epoch seconds)."""
+    out: dict[str, Any] = {}
+    if props is None:
+        return out
+    for name in PROPERTY_NAMES:
+        value = getattr(props, name, None)
+        if value is None:
+            continue
+        if name == "timestamp" and isinstance(value, dt.datetime):
+            value = int(value.timestamp())
+        out[name] = json_safe(value)
+    return out
+
+
+def decode_body(body: str, encoding: str = "utf-8", max_bytes: int | None = None) -> bytes:
+    """The bytes to publish: ``body`` as UTF-8 text or as base64; raises :class:`InvalidInput`."""
+    if encoding == "utf-8":
+        data = body.encode("utf-8")
+    elif encoding == "base64":
+        try:
+            data = base64.b64decode(body.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raise InvalidInput("body: not valid base64 (body_encoding is base64)") from None
+    else:
+        raise InvalidInput(f"body_encoding must be utf-8 or base64, not {encoding!r}")
+    if max_bytes is not None and len(data) > max_bytes:
+        raise InvalidInput(f"body: {len(data)} bytes is over the limit of {max_bytes} bytes")
+    return data
+
+
+def hex_dump(data: bytes, width: int = 16) -> str:
+    """Offset, hex pairs and printable ASCII, ``width`` bytes a line (like ``hexdump -C``)."""
+    lines = []
+    for offset in range(0, len(data), width):
+        chunk = data[offset : offset + width]
+        pairs = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{offset:08x}  {pairs:<{width * 3 - 1}}  {text}")
+    return "\n".join(lines)
+
+
+def body_preview(body: bytes, content_type: str | None = None, limit: int = PREVIEW_BYTES) -> dict[str, Any]:
+    """What the browser shows of a body: at most ``limit`` bytes, as text, pretty JSON (when it parses) and hex.
+
+    ``kind`` is ``json``, ``text`` or ``binary``; ``size`` is the full size and ``truncated`` says whether the
+    preview is shorter. Everything is plain text for the page to set as text, never markup.
+    """
+    size = len(body)
+    head = body[:limit]
+    truncated = size > limit
+    text: str | None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A cut in the middle of a multi-byte character at the limit is still text.
+        text = head[: exc.start].decode("utf-8") if truncated and exc.start >= len(head) - 3 else None
+    if text is not None and any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+        text = None
+    pretty: str | None = None
+    if text is not None and not truncated and text.strip():
+        looks_json = (content_type or "").endswith("json") or text.lstrip()[:1] in '{["'
+        if looks_json:
+            try:
+                pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            except ValueError:
+                pretty = None
+    kind = "json" if pretty is not None else "text" if text is not None else "binary"
+    return {
+        "kind": kind,
+        "size": size,
+        "truncated": truncated,
+        "text": text,
+        "json": pretty,
+        "hex": hex_dump(head[:1024]),
+    }

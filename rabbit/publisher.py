@@ -1,0 +1,215 @@
+"""The lab's publisher: publisher confirms on, basic.return caught, bursts in chunks with progress.
+
+The publisher has a connection of its own (a :class:`BrokerLink`), so a burst of thousands of confirmed
+publishes never stalls the app's main link. Every message carries its lab id in the ``x-rabbitlens-id``
+header and its publish time (epoch ms) in ``x-rabbitlens-published``, so a consumer can match a delivery to
+its publish and measure the time in between.
+
+The AMQP ``mandatory`` flag is always set on the wire: that is how the lab learns whether the broker routed a
+message at all. A message published with ``mandatory=False`` that comes back is reported as ``dropped``
+(what the broker does for a plain publisher); with ``mandatory=True`` as ``returned`` (basic.return).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+import pika.exceptions as pex
+from pika.adapters.blocking_connection import BlockingChannel
+
+from rabbit.connection import CONNECTING, BrokerLink
+from rabbit.errors import InvalidInput
+from rabbit.properties import MessageProperties, from_pika, to_pika
+
+log = logging.getLogger(__name__)
+
+ID_HEADER = "x-rabbitlens-id"
+TIME_HEADER = "x-rabbitlens-published"
+BURST_CHUNK = 200  # messages per job on the publisher's connection: other jobs and progress in between
+ROUTING_KEY_MAX = 255
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+class _QuietReturns(logging.Filter):
+    """pika logs a warning for every returned message; the lab reports returns itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Published message was returned")
+
+
+_quiet_returns = _QuietReturns()
+
+
+def new_message_id(prefix: str = "m") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def check_routing_key_bytes(routing_key: str) -> None:
+    if len(routing_key.encode("utf-8")) > ROUTING_KEY_MAX:
+        raise InvalidInput(f"routing_key is longer than {ROUTING_KEY_MAX} bytes")
+
+
+@dataclass
+class PublishRequest:
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: MessageProperties | None = None
+    mandatory: bool = False
+    predicted: list[str] | None = None
+
+
+@dataclass
+class Outcome:
+    """What happened to one published message."""
+
+    id: str
+    confirmed: bool
+    routed: bool
+    returned: dict[str, Any] | None = None
+    published_at: float = field(default_factory=time.time)
+
+
+class Publisher:
+    """Publishes with confirms on its own connection; reports ``published`` / ``returned`` / ``publish_progress``."""
+
+    def __init__(self, url: str, on_event: EventSink, *, name: str = "rabbitlens-publisher", timeout: float = 10.0):
+        self.on_event = on_event
+        self.timeout = timeout
+        self.link = BrokerLink(url, name=name)
+        self._confirming: weakref.WeakSet[BlockingChannel] = weakref.WeakSet()
+        pika_log = logging.getLogger("pika.adapters.blocking_connection")
+        if _quiet_returns not in pika_log.filters:
+            pika_log.addFilter(_quiet_returns)
+
+    def start(self) -> Publisher:
+        self.link.start()
+        return self
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, request: PublishRequest) -> Outcome:
+        """Publish one message and wait for the broker's confirm. Broker refusals raise ``BrokerError``."""
+        self._await_first_connection()
+        message_id = new_message_id()
+        outcome = self.link.call(lambda ch: self._publish_one(ch, request, message_id), timeout=self.timeout)
+        self._report(request, outcome)
+        return outcome
+
+    def burst(
+        self,
+        request: PublishRequest,
+        count: int,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Publish ``count`` copies (ids ``b-<token>-1`` ... ``-<count>``) in chunks, confirmed one by one.
+
+        Returns the burst's totals. ``on_progress`` gets the running totals after each chunk. A broker error
+        (say the exchange is deleted mid-burst) stops the burst and is raised; what was published stays counted
+        in the progress reports.
+        """
+        self._await_first_connection()
+        burst_id = new_message_id("b")
+        totals = {"published": 0, "confirmed": 0, "nacked": 0, "routed": 0, "returned": 0, "dropped": 0}
+        first_returned: dict[str, Any] | None = None
+        sequence = itertools.count(1)
+        started = time.monotonic()
+        remaining = count
+        while remaining > 0:
+            size = min(BURST_CHUNK, remaining)
+            ids = [f"{burst_id}-{next(sequence)}" for _ in range(size)]
+            outcomes = self.link.call(
+                lambda ch, ids=ids: [self._publish_one(ch, request, mid) for mid in ids], timeout=self.timeout * 3
+            )
+            for outcome in outcomes:
+                totals["published"] += 1
+                totals["confirmed"] += outcome.confirmed
+                totals["nacked"] += not outcome.confirmed
+                totals["routed"] += outcome.routed
+                if not outcome.routed:
+                    totals["returned" if request.mandatory else "dropped"] += 1
+                if outcome.returned and first_returned is None:
+                    first_returned = outcome.returned
+                self._report(request, outcome)
+            remaining -= size
+            if on_progress is not None:
+                on_progress({"id": burst_id, "count": count, "done": count - remaining, **totals})
+        elapsed = time.monotonic() - started
+        return {
+            "id": burst_id,
+            "count": count,
+            "ids": {"first": f"{burst_id}-1", "last": f"{burst_id}-{count}"},
+            "counts": totals,
+            "confirmed": totals["confirmed"] == count,
+            "routed": totals["routed"] == count,
+            "returned": first_returned,
+            "seconds": round(elapsed, 3),
+            "rate": round(count / elapsed, 1) if elapsed > 0 else None,
+        }
+
+    def _await_first_connection(self) -> None:
+        """Right after start the link may still be connecting: wait a little rather than fail at once."""
+        if self.link.status["state"] == CONNECTING:
+            self.link.wait_connected(min(self.timeout, 5.0))
+
+    # ------------------------------------------------------------------ owner side
+    def _publish_one(self, channel: BlockingChannel, request: PublishRequest, message_id: str) -> Outcome:
+        if channel not in self._confirming:
+            channel.confirm_delivery()
+            self._confirming.add(channel)
+        now = time.time()
+        props = to_pika(request.properties, {ID_HEADER: message_id, TIME_HEADER: int(now * 1000)})
+        try:
+            channel.basic_publish(request.exchange, request.routing_key, request.body, props, mandatory=True)
+        except pex.UnroutableError as exc:
+            returned = _describe_return(exc.messages[0]) if exc.messages else {}
+            return Outcome(message_id, True, False, returned if request.mandatory else None, now)
+        except pex.NackError:
+            return Outcome(message_id, False, False, None, now)
+        return Outcome(message_id, True, True, None, now)
+
+    def _report(self, request: PublishRequest, outcome: Outcome) -> None:
+        props = to_pika(request.properties)
+        event = {
+            "id": outcome.id,
+            "exchange": request.exchange,
+            "routing_key": request.routing_key,
+            "properties": from_pika(props),
+            "size": len(request.body),
+            "mandatory": request.mandatory,
+            "predicted": request.predicted,
+            "confirmed": outcome.confirmed,
+            "routed": outcome.routed,
+            "dropped": not outcome.routed and not request.mandatory,
+            "time": outcome.published_at,
+        }
+        self._emit("published", event)
+        if outcome.returned is not None:
+            self._emit("returned", {"id": outcome.id, **outcome.returned, "time": outcome.published_at})
+
+    def _emit(self, name: str, payload: dict[str, Any]) -> None:
+        try:
+            self.on_event(name, payload)
+        except Exception:
+            log.exception("event sink failed for %s", name)
+
+
+def _describe_return(message: Any) -> dict[str, Any]:
+    method: pika.spec.Basic.Return = message.method
+    return {
+        "reply_code": method.reply_code,
+        "reply_text": method.reply_text,
+        "exchange": method.exchange,
+        "routing_key": method.routing_key,
+    }
