@@ -11,11 +11,12 @@ if __name__ == "__main__":  # gevent must patch sockets and threads before anyth
 import argparse
 import atexit
 import logging
+import os
 import sys
 from typing import Any
 
-from flask import Flask
-from flask_socketio import SocketIO
+from flask import Flask, request
+from flask_socketio import ConnectionRefusedError, SocketIO
 
 from rabbit.connection import BrokerLink
 from rabbit.management import ManagementClient
@@ -25,7 +26,8 @@ from web.api import docs_bp
 from web.errors import register_error_handlers
 from web.lab import EXTENSION_KEY, Lab, install_log_redaction
 from web.live import LiveHub
-from web.settings import Settings
+from web.security import init_security, is_authorized
+from web.settings import Settings, is_loopback
 
 log = logging.getLogger("rabbitlens")
 
@@ -35,6 +37,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     settings = config if isinstance(config, Settings) else Settings.from_env(**(config or {}))
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config["JSON_SORT_KEYS"] = False
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
+    app.secret_key = settings.secret_key or os.urandom(32)
     socketio = SocketIO(app, async_mode=settings.async_mode, logger=False, engineio_logger=False)
     hub = LiveHub(socketio)
 
@@ -50,6 +55,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     install_log_redaction(app, lab.secrets())
 
     register_error_handlers(app)
+    init_security(app, settings)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_bp)
@@ -58,8 +64,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
-        from flask import request
-
+        if not is_authorized(settings, auth):
+            raise ConnectionRefusedError("unauthorized: this lab needs its access token")
         hub.send_to(request.sid, "broker_status", lab.broker_status())
         hub.client_connected(request.sid)
 
@@ -85,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(
         host=args.host, port=args.port, amqp_url=args.amqp_url, management_url=args.management_url
     )
+    if not is_loopback(settings.host) and not settings.token:
+        print(
+            f"Refusing to bind {settings.host}: anyone who can reach it could drive your broker. "
+            "Set RABBITLENS_TOKEN to an access token (the page asks for it once), or bind 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("pika", "geventwebsocket.handler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -175,7 +175,7 @@ def launch_lab(
         if process.poll() is not None:
             raise RuntimeError(f"lab server exited early:\n{server.log_text()}")
         try:
-            if requests.get(server.base_url + "/api/health", timeout=1).ok:
+            if requests.get(server.base_url + "/api/session", timeout=1).ok:
                 return server
         except requests.RequestException:
             pass

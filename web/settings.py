@@ -18,6 +18,12 @@ class Settings:
     async_mode: str = "gevent"
     # How long the lab waits for the broker to answer one operation.
     broker_timeout_s: float = 10.0
+    # Required (HTTP API and Socket.IO) when set; must be set to bind anything but loopback.
+    token: str = ""
+    # Signs the session cookie; a random one per process when empty.
+    secret_key: str = ""
+    # The largest HTTP request body the app reads at all (message bodies have their own, smaller limit).
+    max_request_bytes: int = 4 * 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -37,6 +43,18 @@ class Settings:
                 values[f.name] = _coerce(f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the app reachable from this machine only."""
+    import ipaddress
+
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _coerce(kind: Any, raw: str) -> Any:

@@ -1,6 +1,7 @@
 // Entry point of the page: builds the tabs from the panels and starts each panel's module.
 // A panel is <section class="panel" data-panel="NAME" data-title="Title" data-module="NAME.js">; its module
 // exports init(sectionElement).
+import { ensureAuthorized } from "./auth.js";
 import { $, $$, el } from "./dom.js";
 
 function selectPanel(name) {
@@ -43,4 +44,4 @@ async function startPanels(panels) {
 
 const panels = $$(".panel");
 buildTabs(panels);
-startPanels(panels);
+ensureAuthorized().then(() => startPanels(panels));
