@@ -1,24 +1,54 @@
-"""The bridge from ``rabbit/`` events to Socket.IO clients."""
+"""The bridge from ``rabbit/`` events to Socket.IO clients.
+
+Low-rate events (status, topology) go out at once with :meth:`LiveHub.broadcast`. High-rate ones (deliveries,
+taps, trace, RPC) go through :meth:`LiveHub.publish`: an :class:`~rabbit.events.AdaptiveBatcher` and ONE flusher
+greenlet (``socketio.start_background_task``) that emits each event at once while traffic is light and lists of
+events (``batch``) under load. Before each emit the flusher looks at every client's Engine.IO send queue: a client
+whose queue is backed up (a slow browser, a stalled tab) is skipped for that flush and told later how many events
+it missed, so the server never buffers without bound for it.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from flask_socketio import SocketIO
 
+from rabbit.events import AdaptiveBatcher, Flush, ViewLedger
+
 log = logging.getLogger(__name__)
+
+# A client with more packets than this waiting in its send queue is skipped (its events count as dropped).
+CLIENT_BACKLOG_LIMIT = 4
+NAMESPACE = "/"
 
 
 class LiveHub:
     """Sends events to the browsers. ``rabbit/`` code gets :meth:`sink` as its ``on_event`` callback."""
 
-    def __init__(self, socketio: SocketIO) -> None:
+    def __init__(
+        self,
+        socketio: SocketIO,
+        *,
+        batcher: AdaptiveBatcher | None = None,
+        client_backlog_limit: int = CLIENT_BACKLOG_LIMIT,
+    ) -> None:
         self.socketio = socketio
         # Called with a new client's sid: each area sends that client its current state (re-sync on reconnect).
         self.connect_hooks: list[Callable[[str], None]] = []
+        self.batcher = batcher or AdaptiveBatcher()
+        self.ledger = ViewLedger()
+        self.client_backlog_limit = client_backlog_limit
+        self.skipped_flushes = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._flusher: Any = None
+        self._stopping = False
 
+    # ----------------------------------------------------------------- low-rate
     def broadcast(self, event: str, payload: Any) -> None:
         """Send one event to every connected client now (for low-rate events: status, topology)."""
         try:
@@ -29,22 +59,109 @@ class LiveHub:
     def send_to(self, sid: str, event: str, payload: Any) -> None:
         self.socketio.emit(event, payload, to=sid)
 
+    # ----------------------------------------------------------------- high-rate
     def publish(self, event: str, payload: Any) -> None:
         """Queue a high-rate event (delivery, tap, trace, rpc_*...) for every client.
 
         The contract: a client receives it either as its own Socket.IO event ``event`` with ``payload``, or,
-        under load, inside a ``batch`` event ``{"events": [{"event": name, "data": payload}, ...], ...}``.
-        The page's socket module unpacks batches, so panels just subscribe to ``event``.
+        under load, inside a ``batch`` event ``{"events": [{"event": name, "data": payload}, ...],
+        "dropped": {name: n}, "totals": {name: n}}`` (``dropped``: events this client missed since it
+        connected; ``totals``: events published since the server started). The page's socket module unpacks
+        batches, so panels just subscribe to ``event``.
         """
-        self.broadcast(event, payload)
+        with self._lock:
+            self.batcher.add(event, payload)
+        if self._flusher is None:
+            self._start_flusher()
+        self._wake.set()
 
     def sink(self, event: str, payload: Any) -> None:
         """The ``on_event(name, payload)`` callback handed to ``rabbit/`` code."""
         self.publish(event, payload)
 
     def client_connected(self, sid: str) -> None:
+        with self._lock:
+            self.ledger.connect(sid)
         for hook in self.connect_hooks:
             try:
                 hook(sid)
             except Exception:
                 log.exception("connect hook failed")
+
+    def stats(self) -> dict[str, Any]:
+        """Totals and drops of the live path (for health pages and the benchmark)."""
+        with self._lock:
+            stats = self.batcher.stats()
+        stats["skipped_flushes"] = self.skipped_flushes
+        return stats
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    # ----------------------------------------------------------------- the flusher
+    def _start_flusher(self) -> None:
+        with self._lock:
+            if self._flusher is not None:
+                return
+            self._flusher = True  # claimed; the task handle replaces it
+        self._flusher = self.socketio.start_background_task(self._flush_loop)
+
+    def _flush_loop(self) -> None:
+        while not self._stopping:
+            try:
+                self._wake.clear()
+                with self._lock:
+                    delay = self.batcher.delay()
+                if delay is None:
+                    self._wake.wait(1.0)
+                    continue
+                if delay > 0:
+                    self.socketio.sleep(delay)
+                    continue
+                with self._lock:
+                    flush = self.batcher.take()
+                if flush is not None:
+                    self._deliver(flush)
+                    # Let the consumers and the websocket writers run between two flushes.
+                    self.socketio.sleep(0)
+            except Exception:
+                log.exception("live flusher failed; it goes on")
+                self.socketio.sleep(0.1)
+
+    def _clients(self) -> tuple[list[str], list[str]] | None:
+        """(ready, lagging) client sids, or None when the server cannot be inspected (then: broadcast)."""
+        try:
+            server = self.socketio.server
+            participants = server.manager.rooms.get(NAMESPACE, {}).get(None)
+            if participants is None:
+                return [], []
+            sockets = server.eio.sockets
+            ready: list[str] = []
+            lagging: list[str] = []
+            for sid, eio_sid in list(participants.items()):
+                socket = sockets.get(eio_sid)
+                backlog = socket.queue.qsize() if socket is not None else 0
+                (lagging if backlog > self.client_backlog_limit else ready).append(sid)
+            return ready, lagging
+        except AttributeError:
+            return None
+
+    def _deliver(self, flush: Flush) -> None:
+        clients = self._clients()
+        if clients is None:  # e.g. a test client without Engine.IO sockets: plain broadcast
+            with self._lock:
+                emits = self.ledger.plan(flush, self.ledger.sids() or ["*"])
+            for emit in emits:
+                self.broadcast(emit.event, emit.data)
+            return
+        ready, lagging = clients
+        if lagging:
+            self.skipped_flushes += 1
+        with self._lock:
+            emits = self.ledger.plan(flush, ready, lagging)
+        for emit in emits:
+            try:
+                self.socketio.emit(emit.event, emit.data, to=emit.sids)
+            except Exception:
+                log.exception("emit of %s failed", emit.event)
