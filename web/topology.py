@@ -1,13 +1,280 @@
-"""The topology area: HTTP API and Socket.IO events (built in its own issue)."""
+"""The topology area: declare/delete/purge/bind over HTTP, the ``topology`` live event, and ``POST /api/route``.
+
+Socket.IO event ``topology``: the ``GET /api/topology`` object, sent to a browser when it connects, after every
+change the lab makes, and when a poll (every few seconds) finds the vhost changed by someone else.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+import logging
+import threading
+from typing import Any, Literal
 
-from web.lab import Lab
+from flask import Blueprint, Flask, Response
+from pydantic import Field, StrictBool, StrictStr
+from werkzeug.routing import PathConverter
+
+from rabbit import validation
+from rabbit.errors import LabError
+from rabbit.topology import Topology
+from rabbit.urls import vhost_of
+from web.api import ApiModel, api
+from web.lab import Lab, current_lab
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("topology", __name__)
+AREA = "topology"
+POLL_INTERVAL_S = 3.0
 
 
+class AmqpNameConverter(PathConverter):
+    """A name in a URL path: anything, slashes included, even a leading one (``DELETE /api/queues//a``)."""
+
+    regex = ".+?"
+    part_isolating = False  # must be said: werkzeug infers True from a regex without "/"
+
+
+# --------------------------------------------------------------------------- request bodies
+class ExchangeIn(ApiModel):
+    name: StrictStr = Field(description="1 to 255 bytes of UTF-8; `amq.` is reserved by the broker")
+    type: Literal["direct", "fanout", "topic", "headers"]
+    durable: StrictBool = False
+    auto_delete: StrictBool = False
+    internal: StrictBool = False
+    arguments: dict[str, Any] = Field(default_factory=dict, description="e.g. {'alternate-exchange': 'ae'}")
+
+
+class QueueIn(ApiModel):
+    name: StrictStr = Field("", description="empty: the broker names the queue (amq.gen-...)")
+    durable: StrictBool = False
+    auto_delete: StrictBool = False
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description="x-message-ttl, x-max-length, x-dead-letter-exchange, x-dead-letter-routing-key, x-queue-type...",
+    )
+
+
+class BindingIn(ApiModel):
+    source: StrictStr = Field(description="the exchange messages come from (not the default exchange)")
+    destination: StrictStr
+    destination_type: Literal["queue", "exchange"] = "queue"
+    routing_key: StrictStr = ""
+    arguments: dict[str, Any] = Field(default_factory=dict, description="for headers exchanges: x-match and values")
+
+
+class RouteIn(ApiModel):
+    exchange: StrictStr = Field(description="the exchange a message would be published to ('' = default)")
+    routing_key: StrictStr = ""
+    headers: dict[str, Any] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the live feed
+class TopologyFeed:
+    """Pushes the ``topology`` event: at once after the lab's own changes, and when a poll sees a change."""
+
+    def __init__(self, topology: Topology, lab: Lab, interval: float = POLL_INTERVAL_S) -> None:
+        self.topology = topology
+        self.lab = lab
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._last: dict[str, Any] | None = None
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        """Something changed: send the new topology now (from the feed's own thread, not the request's)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="topology-feed", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def current(self) -> dict[str, Any] | None:
+        try:
+            self._last = self.topology.snapshot(max_age=1.0)
+        except LabError as exc:
+            log.info("no topology to send: %s", exc.message)
+        return self._last
+
+    def send_to(self, sid: str) -> None:
+        snapshot = self.current()
+        if snapshot is not None:
+            self.lab.hub.send_to(sid, "topology", snapshot)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            poked = self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if not poked and not self.lab.link.connected:
+                continue
+            try:
+                snapshot = self.topology.snapshot()
+            except LabError as exc:
+                log.debug("topology poll failed: %s", exc.message)
+                continue
+            except Exception:
+                log.exception("topology poll failed")
+                continue
+            if poked or snapshot != self._last:
+                self._last = snapshot
+                self.lab.hub.broadcast("topology", snapshot)
+
+
+def topology() -> Topology:
+    return current_lab().services[AREA]
+
+
+def feed() -> TopologyFeed:
+    return current_lab().services[f"{AREA}.feed"]
+
+
+# --------------------------------------------------------------------------- routes
+@api.route(bp, "/api/topology", "GET", summary="Exchanges, queues and bindings of the vhost (or what the lab made)")
+def get_topology() -> dict[str, Any]:
+    return topology().snapshot()
+
+
+@api.route(
+    bp,
+    "/api/exchanges",
+    "POST",
+    summary="Declare an exchange",
+    body=ExchangeIn,
+    responses={201: "Declared (the exchange)", 403: "Access refused (amq.*)", 409: "Exists with other properties"},
+)
+def declare_exchange(body: ExchangeIn) -> tuple[dict[str, Any], int]:
+    name = validation.check_name(body.name, "exchange name")
+    validation.check_exchange_type(body.type)
+    arguments = validation.check_exchange_arguments(body.arguments)
+    record = topology().declare_exchange(
+        name, body.type, durable=body.durable, auto_delete=body.auto_delete, internal=body.internal, arguments=arguments
+    )
+    return record, 201
+
+
+@api.route(
+    bp,
+    "/api/exchanges/<amqp_name:name>",
+    "DELETE",
+    summary="Delete an exchange (and its bindings)",
+    responses={204: "Deleted", 403: "Access refused (amq.*)", 404: "No such exchange"},
+)
+def delete_exchange(name: str) -> Response:
+    topology().delete_exchange(validation.check_name(name, "exchange name"))
+    return Response(status=204)
+
+
+@api.route(
+    bp,
+    "/api/queues",
+    "POST",
+    summary="Declare a queue (never exclusive)",
+    body=QueueIn,
+    responses={201: "Declared (the queue, with the name the broker gave it)", 409: "Exists with other properties"},
+)
+def declare_queue(body: QueueIn) -> tuple[dict[str, Any], int]:
+    name = validation.check_name(body.name, "queue name", allow_empty=True)
+    arguments = validation.check_queue_arguments(body.arguments)
+    record = topology().declare_queue(name, durable=body.durable, auto_delete=body.auto_delete, arguments=arguments)
+    return record, 201
+
+
+@api.route(
+    bp,
+    "/api/queues/<amqp_name:name>",
+    "DELETE",
+    summary="Delete a queue (and its messages)",
+    responses={204: "Deleted", 404: "No such queue"},
+)
+def delete_queue(name: str) -> Response:
+    topology().delete_queue(validation.check_name(name, "queue name"))
+    return Response(status=204)
+
+
+@api.route(
+    bp,
+    "/api/queues/<amqp_name:name>/purge",
+    "POST",
+    summary="Remove a queue's ready messages",
+    responses={200: "{'purged': N}", 404: "No such queue"},
+)
+def purge_queue(name: str) -> dict[str, Any]:
+    return {"purged": topology().purge_queue(validation.check_name(name, "queue name"))}
+
+
+def checked_binding(body: BindingIn) -> dict[str, Any]:
+    return {
+        "source": validation.check_name(body.source, "source exchange", allow_empty=True),
+        "destination": validation.check_name(body.destination, "destination"),
+        "destination_type": validation.check_destination_type(body.destination_type),
+        "routing_key": validation.check_routing_key(body.routing_key),
+        "arguments": validation.check_table(body.arguments, "binding arguments"),
+    }
+
+
+@api.route(
+    bp,
+    "/api/bindings",
+    "POST",
+    summary="Bind a queue or an exchange to an exchange",
+    body=BindingIn,
+    responses={201: "Bound (the binding)", 403: "Access refused (the default exchange)", 404: "No such exchange/queue"},
+)
+def bind(body: BindingIn) -> tuple[dict[str, Any], int]:
+    return topology().bind(**checked_binding(body)), 201
+
+
+@api.route(
+    bp,
+    "/api/bindings",
+    "DELETE",
+    summary="Remove a binding (the same body as when it was made)",
+    body=BindingIn,
+    responses={204: "Unbound", 403: "Access refused (the default exchange)", 404: "No such exchange/queue"},
+)
+def unbind(body: BindingIn) -> Response:
+    topology().unbind(**checked_binding(body))
+    return Response(status=204)
+
+
+@api.route(
+    bp,
+    "/api/route",
+    "POST",
+    summary="Predict and explain where a message would go (nothing is published)",
+    body=RouteIn,
+    responses={200: "The route: routed, queues, matches, misses, alternates, notes", 404: "No such exchange"},
+)
+def explain_route(body: RouteIn) -> dict[str, Any]:
+    exchange = validation.check_name(body.exchange, "exchange", allow_empty=True)
+    routing_key = validation.check_routing_key(body.routing_key)
+    headers = validation.check_headers(body.headers)
+    return topology().route(exchange, routing_key, headers, max_age=1.0).to_dict()
+
+
+# --------------------------------------------------------------------------- wiring
 def init_app(app: Flask, lab: Lab) -> None:
+    live: list[TopologyFeed] = []
+    service = Topology(
+        lab.link,
+        lab.management,
+        vhost=vhost_of(lab.settings.amqp_url),
+        on_change=lambda: live[0].poke() if live else None,
+        timeout=lab.settings.broker_timeout_s,
+    )
+    topology_feed = TopologyFeed(service, lab)
+    live.append(topology_feed)
+    lab.services[AREA] = service
+    lab.services[f"{AREA}.feed"] = topology_feed
+    lab.hub.connect_hooks.append(topology_feed.send_to)
+    lab.shutdown_hooks.append(topology_feed.stop)
+    topology_feed.start()
+    app.url_map.converters.setdefault("amqp_name", AmqpNameConverter)
     app.register_blueprint(bp)

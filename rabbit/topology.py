@@ -1,0 +1,528 @@
+"""Declare, delete, purge and list exchanges, queues and bindings on the broker (knows nothing of the web).
+
+Two ways to see a virtual host:
+- with the management API: everything in the vhost, whoever declared it (``source: "management"``);
+- without it, AMQP cannot list anything, so the lab keeps a :class:`Registry` of what *it* declared and checks
+  each entry with passive declares (which also give exact message and consumer counts); ``source: "lab"``.
+
+All broker work goes through ``link.call(fn)`` (see :class:`rabbit.connection.BrokerLink`): a broker error comes
+back as :class:`BrokerError` and the link replaces the closed channel, so the next operation just works.
+Every change the lab makes is reported to the injected ``on_change()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import pika.exceptions as pex
+
+from rabbit.errors import BrokerError, LabError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXCHANGE = ""
+# Exchanges every RabbitMQ vhost has (amq.rabbitmq.trace is internal and only there with tracing on).
+STANDARD_EXCHANGES: tuple[tuple[str, str], ...] = (
+    ("", "direct"),
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+    ("amq.topic", "topic"),
+)
+STANDARD_EXCHANGE_NAMES = frozenset(name for name, _ in STANDARD_EXCHANGES)
+
+
+class Link(Protocol):
+    def call(self, fn: Callable[[Any], Any], timeout: float = ...) -> Any: ...
+
+
+class Management(Protocol):
+    def available(self, *, refresh: bool = False) -> bool: ...
+
+    def get(self, path: str, **params: Any) -> Any: ...
+
+
+# --------------------------------------------------------------------------- records (the JSON shapes)
+def exchange_record(
+    name: str,
+    type: str,
+    *,
+    durable: bool = False,
+    auto_delete: bool = False,
+    internal: bool = False,
+    arguments: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": type,
+        "durable": bool(durable),
+        "auto_delete": bool(auto_delete),
+        "internal": bool(internal),
+        "arguments": dict(arguments or {}),
+    }
+
+
+def queue_record(
+    name: str,
+    *,
+    durable: bool = False,
+    exclusive: bool = False,
+    auto_delete: bool = False,
+    arguments: Mapping[str, Any] | None = None,
+    messages: int = 0,
+    consumers: int = 0,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "durable": bool(durable),
+        "exclusive": bool(exclusive),
+        "auto_delete": bool(auto_delete),
+        "arguments": dict(arguments or {}),
+        "messages": int(messages or 0),
+        "consumers": int(consumers or 0),
+    }
+
+
+def binding_record(
+    source: str,
+    destination: str,
+    destination_type: str = "queue",
+    routing_key: str = "",
+    arguments: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "destination": destination,
+        "destination_type": destination_type,
+        "routing_key": routing_key,
+        "arguments": dict(arguments or {}),
+    }
+
+
+def binding_key(binding: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
+    """What makes a binding unique on the broker: both ends, the key and the arguments."""
+    args = json.dumps(binding.get("arguments") or {}, sort_keys=True, default=str)
+    return (binding["source"], binding["destination"], binding["destination_type"], binding["routing_key"], args)
+
+
+def standard_exchanges() -> list[dict[str, Any]]:
+    return [exchange_record(name, kind, durable=True) for name, kind in STANDARD_EXCHANGES]
+
+
+def snapshot_of(
+    source: str, exchanges: Iterable[dict[str, Any]], queues: Iterable[dict[str, Any]], bindings: Iterable[dict]
+) -> dict[str, Any]:
+    """The ``GET /api/topology`` object, sorted so that equal topologies compare equal."""
+    return {
+        "source": source,
+        "exchanges": sorted(exchanges, key=lambda e: e["name"]),
+        "queues": sorted(queues, key=lambda q: q["name"]),
+        "bindings": sorted(bindings, key=binding_key),
+    }
+
+
+# --------------------------------------------------------------------------- the management API's view
+def from_management(
+    exchanges: Iterable[Mapping[str, Any]], queues: Iterable[Mapping[str, Any]], bindings: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Normalise the management API's lists to the snapshot shape.
+
+    The implicit bindings of the default exchange (one per queue, key = queue name) are left out: every queue
+    has one and cannot lose it, the routing engine knows the rule, and listing them would only hide the real ones.
+    """
+    return snapshot_of(
+        "management",
+        (
+            exchange_record(
+                e.get("name", ""),
+                e.get("type", "direct"),
+                durable=e.get("durable", False),
+                auto_delete=e.get("auto_delete", False),
+                internal=e.get("internal", False),
+                arguments=e.get("arguments") or {},
+            )
+            for e in exchanges
+        ),
+        (
+            queue_record(
+                q["name"],
+                durable=q.get("durable", False),
+                exclusive=q.get("exclusive", False),
+                auto_delete=q.get("auto_delete", False),
+                arguments=q.get("arguments") or {},
+                messages=q.get("messages") or 0,
+                consumers=q.get("consumers") or 0,
+            )
+            for q in queues
+        ),
+        (
+            binding_record(
+                b.get("source", ""),
+                b["destination"],
+                b.get("destination_type", "queue"),
+                b.get("routing_key", ""),
+                b.get("arguments") or {},
+            )
+            for b in bindings
+            if b.get("source", "") != DEFAULT_EXCHANGE
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- what the lab declared
+@dataclass
+class Registry:
+    """What this lab declared (used when the management API is absent). Not thread-safe on its own."""
+
+    exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bindings: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+
+    def add_exchange(self, record: dict[str, Any]) -> None:
+        self.exchanges[record["name"]] = record
+
+    def add_queue(self, record: dict[str, Any]) -> None:
+        self.queues[record["name"]] = record
+
+    def add_binding(self, record: dict[str, Any]) -> None:
+        self.bindings[binding_key(record)] = record
+
+    def remove_binding(self, record: Mapping[str, Any]) -> None:
+        self.bindings.pop(binding_key(record), None)
+
+    def remove_exchange(self, name: str) -> None:
+        """An exchange goes with every binding from or to it (as on the broker)."""
+        self.exchanges.pop(name, None)
+        self._drop_bindings(
+            lambda b: b["source"] == name or (b["destination_type"] == "exchange" and b["destination"] == name)
+        )
+
+    def remove_queue(self, name: str) -> None:
+        self.queues.pop(name, None)
+        self._drop_bindings(lambda b: b["destination_type"] == "queue" and b["destination"] == name)
+
+    def _drop_bindings(self, doomed: Callable[[dict[str, Any]], bool]) -> None:
+        for key in [k for k, b in self.bindings.items() if doomed(b)]:
+            del self.bindings[key]
+
+    def snapshot(self) -> dict[str, Any]:
+        exchanges = {e["name"]: e for e in standard_exchanges()}
+        exchanges.update(self.exchanges)
+        return snapshot_of(
+            "lab",
+            [dict(e) for e in exchanges.values()],
+            [dict(q) for q in self.queues.values()],
+            [dict(b) for b in self.bindings.values()],
+        )
+
+
+# --------------------------------------------------------------------------- the routing engine's inputs
+def routing_inputs(snapshot: Mapping[str, Any]) -> tuple[list[Any], list[Any], list[str]]:
+    """``(exchanges, bindings, queue names)`` for :func:`rabbit.routing.route` from a snapshot."""
+    from rabbit.routing import BindingInfo, ExchangeInfo
+
+    exchanges = [
+        ExchangeInfo(e["name"], e["type"], arguments=dict(e.get("arguments") or {}), internal=bool(e.get("internal")))
+        for e in snapshot["exchanges"]
+    ]
+    bindings = [
+        BindingInfo(
+            b["source"],
+            b["destination"],
+            b["destination_type"],
+            routing_key=b.get("routing_key", ""),
+            arguments=dict(b.get("arguments") or {}),
+        )
+        for b in snapshot["bindings"]
+    ]
+    return exchanges, bindings, [q["name"] for q in snapshot["queues"]]
+
+
+# --------------------------------------------------------------------------- the service
+class Topology:
+    """The lab's topology operations on one broker link, with an optional management client.
+
+    ``on_change()`` is called after every successful change the lab makes (the web layer then pushes the new
+    snapshot to the browsers).
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        management: Management | None = None,
+        *,
+        vhost: str = "/",
+        on_change: Callable[[], None] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.link = link
+        self.management = management
+        self.vhost = vhost
+        self.registry = Registry()
+        self._lock = threading.Lock()
+        self._on_change = on_change
+        self._timeout = timeout
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    # ------------------------------------------------------------- helpers
+    def _call(self, fn: Callable[[Any], Any]) -> Any:
+        return self.link.call(fn, timeout=self._timeout)
+
+    def _changed(self) -> None:
+        self._cached = None
+        if self._on_change is not None:
+            try:
+                self._on_change()
+            except Exception:
+                log.exception("topology change callback failed")
+
+    def management_available(self) -> bool:
+        return self.management is not None and self.management.available()
+
+    # ------------------------------------------------------------- exchanges
+    def declare_exchange(
+        self,
+        name: str,
+        type: str,
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        record = exchange_record(
+            name, type, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
+        )
+        self._call(
+            lambda ch: ch.exchange_declare(
+                exchange=name,
+                exchange_type=type,
+                durable=durable,
+                auto_delete=auto_delete,
+                internal=internal,
+                arguments=dict(arguments or {}),
+            )
+        )
+        with self._lock:
+            self.registry.add_exchange(record)
+        self._changed()
+        return record
+
+    def delete_exchange(self, name: str) -> None:
+        """Delete ``name``; NOT_FOUND if it does not exist (RabbitMQ's own delete is silent about that)."""
+
+        def work(ch: Any) -> None:
+            ch.exchange_declare(exchange=name, passive=True)
+            ch.exchange_delete(exchange=name)
+
+        self._call(work)
+        with self._lock:
+            self.registry.remove_exchange(name)
+        self._changed()
+
+    # ------------------------------------------------------------- queues
+    def declare_queue(
+        self,
+        name: str = "",
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Declare a queue (``""``: the broker names it). Never exclusive: an exclusive queue would die with the
+        lab's channel's connection and could not be used by any other connection."""
+        ok = self._call(
+            lambda ch: ch.queue_declare(
+                queue=name, durable=durable, exclusive=False, auto_delete=auto_delete, arguments=dict(arguments or {})
+            )
+        )
+        record = queue_record(
+            ok.method.queue,
+            durable=durable,
+            auto_delete=auto_delete,
+            arguments=arguments,
+            messages=ok.method.message_count,
+            consumers=ok.method.consumer_count,
+        )
+        with self._lock:
+            self.registry.add_queue(record)
+        self._changed()
+        return record
+
+    def delete_queue(self, name: str) -> int:
+        """Delete ``name`` (NOT_FOUND if missing); returns how many messages went with it."""
+
+        def work(ch: Any) -> int:
+            ch.queue_declare(queue=name, passive=True)
+            return ch.queue_delete(queue=name).method.message_count
+
+        count = self._call(work)
+        with self._lock:
+            self.registry.remove_queue(name)
+        self._changed()
+        return int(count or 0)
+
+    def purge_queue(self, name: str) -> int:
+        """Remove the ready messages of ``name``; returns how many."""
+        count = self._call(lambda ch: ch.queue_purge(queue=name).method.message_count)
+        with self._lock:
+            if name in self.registry.queues:
+                self.registry.queues[name]["messages"] = 0
+        self._changed()
+        return int(count or 0)
+
+    # ------------------------------------------------------------- bindings
+    def bind(
+        self,
+        source: str,
+        destination: str,
+        destination_type: str = "queue",
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        record = binding_record(source, destination, destination_type, routing_key, arguments)
+        args = dict(arguments or {})
+        if destination_type == "exchange":
+            self._call(
+                lambda ch: ch.exchange_bind(
+                    destination=destination, source=source, routing_key=routing_key, arguments=args
+                )
+            )
+        else:
+            self._call(
+                lambda ch: ch.queue_bind(queue=destination, exchange=source, routing_key=routing_key, arguments=args)
+            )
+        with self._lock:
+            self.registry.add_binding(record)
+        self._changed()
+        return record
+
+    def unbind(
+        self,
+        source: str,
+        destination: str,
+        destination_type: str = "queue",
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        record = binding_record(source, destination, destination_type, routing_key, arguments)
+        args = dict(arguments or {})
+        if destination_type == "exchange":
+            self._call(
+                lambda ch: ch.exchange_unbind(
+                    destination=destination, source=source, routing_key=routing_key, arguments=args
+                )
+            )
+        else:
+            self._call(
+                lambda ch: ch.queue_unbind(queue=destination, exchange=source, routing_key=routing_key, arguments=args)
+            )
+        with self._lock:
+            self.registry.remove_binding(record)
+        self._changed()
+
+    # ------------------------------------------------------------- listing
+    def snapshot(self, max_age: float = 0.0) -> dict[str, Any]:
+        """The whole vhost through the management API when it answers, else what the lab declared.
+
+        ``max_age``: a snapshot taken less than that many seconds ago may be reused, unless the lab changed
+        something since (the explainer asks on every keystroke; it need not list the vhost each time).
+        """
+        cached = self._cached
+        if max_age > 0 and cached is not None and time.monotonic() - cached[0] < max_age:
+            return cached[1]
+        taken = time.monotonic()
+        snapshot = None
+        if self.management_available():
+            try:
+                snapshot = self.management_snapshot()
+            except LabError as exc:
+                log.warning("management API listing failed (%s); showing the lab's own registry", exc.message)
+        if snapshot is None:
+            snapshot = self.lab_snapshot()
+        self._cached = (taken, snapshot)
+        return snapshot
+
+    def management_snapshot(self) -> dict[str, Any]:
+        assert self.management is not None
+        vhost = quote(self.vhost, safe="")
+        exchanges = self.management.get(
+            f"/api/exchanges/{vhost}", columns="name,type,durable,auto_delete,internal,arguments"
+        )
+        queues = self.management.get(
+            f"/api/queues/{vhost}", columns="name,durable,exclusive,auto_delete,arguments,messages,consumers"
+        )
+        bindings = self.management.get(f"/api/bindings/{vhost}")
+        return from_management(exchanges or [], queues or [], bindings or [])
+
+    def lab_snapshot(self) -> dict[str, Any]:
+        """The registry, checked against the broker: entries others deleted go, counts are exact."""
+        with self._lock:
+            exchanges = list(self.registry.exchanges)
+            queues = list(self.registry.queues)
+        gone_exchanges, counts = self._call(lambda ch: probe(ch, exchanges, queues))
+        with self._lock:
+            for name in gone_exchanges:
+                self.registry.remove_exchange(name)
+            for name, count in counts.items():
+                if count is None:
+                    self.registry.remove_queue(name)
+                elif name in self.registry.queues:
+                    self.registry.queues[name]["messages"], self.registry.queues[name]["consumers"] = count
+            return self.registry.snapshot()
+
+    def route(
+        self, exchange: str, routing_key: str, headers: Mapping[str, Any] | None = None, *, max_age: float = 0.0
+    ) -> Any:
+        """The routing engine's answer over the current topology (a ``RouteResult``)."""
+        from rabbit.routing import route
+
+        exchanges, bindings, queues = routing_inputs(self.snapshot(max_age))
+        return route(exchanges, bindings, exchange, routing_key, headers=dict(headers or {}), queues=queues)
+
+
+def probe(
+    channel: Any, exchanges: Iterable[str], queues: Iterable[str]
+) -> tuple[list[str], dict[str, tuple[int, int] | None]]:
+    """Passive declares on a side channel (a 404 closes it; the link's own channel stays untouched).
+
+    Returns the exchanges that no longer exist and, per queue, ``(messages, consumers)`` or None if it is gone.
+    """
+    connection = channel.connection
+    side = connection.channel()
+    gone: list[str] = []
+    counts: dict[str, tuple[int, int] | None] = {}
+    try:
+        for name in exchanges:
+            if name in STANDARD_EXCHANGE_NAMES:
+                continue
+            try:
+                side.exchange_declare(exchange=name, passive=True)
+            except pex.ChannelClosedByBroker as exc:
+                if exc.reply_code != 404:
+                    raise BrokerError.from_pika(exc) from None
+                gone.append(name)
+                side = connection.channel()
+        for name in queues:
+            try:
+                ok = side.queue_declare(queue=name, passive=True)
+                counts[name] = (ok.method.message_count, ok.method.consumer_count)
+            except pex.ChannelClosedByBroker as exc:
+                if exc.reply_code != 404:
+                    raise BrokerError.from_pika(exc) from None
+                counts[name] = None
+                side = connection.channel()
+    finally:
+        if side.is_open:
+            with contextlib.suppress(Exception):
+                side.close()
+    return gone, counts
