@@ -14,7 +14,7 @@ import threading
 from typing import Any, Literal
 
 from flask import Blueprint, Flask
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from rabbit.consumer import PREFETCH_MAX, WORK_MS_MAX, Consumer
 from rabbit.errors import InvalidInput, LabError
@@ -31,6 +31,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_COUNT = 10_000
 MAX_CONSUMERS = 50
 STATS_INTERVAL_S = 0.5
+PREDICTION_MAX_AGE_S = 1.0  # how old a topology snapshot the prediction may use
 
 
 class PublishIn(ApiModel):
@@ -39,7 +40,7 @@ class PublishIn(ApiModel):
     body: str = ""
     body_encoding: Literal["utf-8", "base64"] = "utf-8"
     properties: MessageProperties = Field(default_factory=MessageProperties)
-    mandatory: bool = Field(False, description="ask the broker to return the message if no queue takes it")
+    mandatory: StrictBool = Field(False, description="ask the broker to return the message if no queue takes it")
     count: int = Field(1, ge=1, description="publish this many copies (a burst), up to the configured limit")
 
 
@@ -89,19 +90,12 @@ class TrafficService:
     def predict(self, exchange: str, routing_key: str, headers: dict[str, Any] | None) -> list[str] | None:
         """The queues the routing engine expects, from the topology the lab knows; None when it cannot say."""
         service = self.lab.services.get("topology")
-        if service is None or not hasattr(service, "snapshot"):
+        if service is None or not hasattr(service, "route"):
             return None
         try:
-            from rabbit.routing import route
-
-            from rabbit.topology import routing_inputs
-
-            exchanges, bindings, queues = routing_inputs(service.snapshot())
-            result = route(exchanges, bindings, exchange, routing_key, headers=headers or {}, queues=queues)
+            result = service.route(exchange, routing_key, headers or {}, max_age=PREDICTION_MAX_AGE_S)
             return sorted(result.to_dict()["queues"])
-        except ImportError:
-            return None
-        except LabError as exc:
+        except LabError as exc:  # an exchange the lab does not know, the broker away...
             log.info("no prediction for %r/%r: %s", exchange, routing_key, exc.message)
             return None
         except Exception:
