@@ -1,0 +1,364 @@
+"""A Fibonacci RPC server, wire-compatible with the RabbitMQ tutorial's clients in any language.
+
+    python -m rabbit.fib_server [--amqp-url URL] [--queue rpc_queue] [--prefetch 1] [--work-ms 0] [--max-n 100000]
+                                [--server-id ID] [--status-file PATH] [--ack-delay-ms 0]
+
+Request: body ``n`` as decimal text, ``reply_to`` and ``correlation_id`` set. Reply: body ``fib(n)`` as decimal
+text, the same ``correlation_id``, published to ``reply_to`` through the default exchange, then the request is
+acked. Bad input gets an error reply (``headers: {"error": reason}`` and a short text body) and is acked: input
+never kills the server. A request without ``reply_to`` is acked and logged. Every reply carries the header
+``x-rpc-server`` (this server's id) so a client can show who answered.
+
+``--work-ms`` makes each request take that long, one at a time (a timer, not a sleep: the connection stays
+responsive), to show load balancing between servers. ``--ack-delay-ms`` holds acks back after replying, which
+widens the window in which a killed server has replied but not acked: its requests are redelivered and answered
+twice, and the client sees a duplicate reply.
+
+Stats: a JSON line on stdout once a second when they change (``{"event": "stats", ...}``), and the same object in
+``--status-file`` (replaced atomically, a few times a second) for the lab to read.
+
+It uses pika's asynchronous ``SelectConnection`` and acks in batches (``multiple=True``): per-message acks and a
+blocking connection cap the call rate well below what the broker can do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pika
+import pika.exceptions as pex
+
+from rabbit.fib import DEFAULT_MAX_N, FibRequestError, answer
+from rabbit.urls import DEFAULT_AMQP_URL, redact_url
+
+log = logging.getLogger("rabbit.fib_server")
+
+SERVER_HEADER = "x-rpc-server"
+STATUS_INTERVAL_S = 0.25
+STDOUT_INTERVAL_S = 1.0
+BACKOFF_MAX_S = 5.0
+
+
+class FibServer:
+    """One connection, one channel, one consumer on ``queue``; everything runs in the ioloop's thread."""
+
+    def __init__(
+        self,
+        amqp_url: str = DEFAULT_AMQP_URL,
+        *,
+        queue: str = "rpc_queue",
+        prefetch: int = 1,
+        work_ms: float = 0.0,
+        max_n: int = DEFAULT_MAX_N,
+        server_id: str | None = None,
+        status_file: str | os.PathLike[str] | None = None,
+        ack_delay_ms: float = 0.0,
+        print_stats: bool = True,
+    ) -> None:
+        self.amqp_url = amqp_url
+        self.queue = queue
+        self.prefetch = prefetch
+        self.work_s = max(0.0, work_ms) / 1000.0
+        self.ack_delay_s = max(0.0, ack_delay_ms) / 1000.0
+        self.max_n = max_n
+        self.server_id = server_id or f"fib-{os.getpid()}"
+        self.status_file = Path(status_file) if status_file else None
+        self.print_stats = print_stats
+        self.stats: dict[str, Any] = {
+            "event": "stats",
+            "id": self.server_id,
+            "pid": os.getpid(),
+            "queue": queue,
+            "prefetch": prefetch,
+            "work_ms": work_ms,
+            "max_n": max_n,
+            "state": "starting",
+            "handled": 0,
+            "errors": 0,
+            "no_reply_to": 0,
+            "redelivered": 0,
+            "in_flight": 0,
+            "reconnects": 0,
+            "error": None,
+            "started": time.time(),
+        }
+        self._connection: pika.SelectConnection | None = None
+        self._channel: Any = None
+        self._consumer_tag: str | None = None
+        self._unacked: list[int] = []
+        self._ack_scheduled = False
+        self._busy_until = 0.0
+        self._stopping = False
+        self._last_printed: dict[str, Any] | None = None
+        self._last_written: dict[str, Any] | None = None
+        self._last_print_at = 0.0
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> int:
+        """Serve until stopped (SIGTERM/SIGINT or :meth:`request_stop`); reconnect with backoff if the broker goes."""
+        backoff = 0.5
+        while not self._stopping:
+            params = pika.URLParameters(self.amqp_url)
+            params.client_properties = {"connection_name": f"fib-server {self.server_id}", "product": "RabbitLens"}
+            params.heartbeat = 20
+            self._connection = pika.SelectConnection(
+                params,
+                on_open_callback=self.on_connection_open,
+                on_open_error_callback=self.on_connection_open_error,
+                on_close_callback=self.on_connection_closed,
+            )
+            self._connection.ioloop.start()  # returns when the connection is closed for good
+            self._connection = None
+            if self._stopping:
+                break
+            self.stats["reconnects"] += 1
+            self._set_state("reconnecting")
+            log.warning("%s: reconnecting in %.1fs", self.server_id, backoff)
+            deadline = time.monotonic() + backoff
+            while not self._stopping and time.monotonic() < deadline:
+                time.sleep(0.05)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+        self._set_state("stopped")
+        self._write_status(force=True)
+        self._print_stats(force=True)
+        return 0
+
+    def request_stop(self) -> None:
+        """Stop gracefully: stop consuming, finish and ack what is in hand, close. Safe from a signal handler."""
+        conn = self._connection
+        if conn is None:
+            self._stopping = True
+            return
+        conn.ioloop.add_callback_threadsafe(self._begin_stop)
+
+    # ------------------------------------------------------------------ connection and channel
+    def on_connection_open(self, connection: pika.SelectConnection) -> None:
+        log.info("%s: connected to %s", self.server_id, redact_url(self.amqp_url))
+        connection.channel(on_open_callback=self.on_channel_open)
+        self._tick()
+
+    def on_connection_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
+        self.stats["error"] = str(error) or type(error).__name__
+        log.warning("%s: cannot connect: %s", self.server_id, self.stats["error"])
+        connection.ioloop.stop()
+
+    def on_connection_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
+        self._channel = None
+        self._unacked.clear()  # the broker requeues them: they will be redelivered
+        self.stats["in_flight"] = 0
+        if not self._stopping:
+            self.stats["error"] = str(reason) or type(reason).__name__
+            log.warning("%s: connection closed: %s", self.server_id, self.stats["error"])
+        connection.ioloop.stop()
+
+    def on_channel_open(self, channel: Any, passive: bool = False) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self.on_channel_closed)
+        channel.queue_declare(self.queue, passive=passive, callback=self.on_queue_declared)
+
+    def on_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        if channel is not self._channel or self._stopping:
+            return
+        self._channel = None
+        code = getattr(reason, "reply_code", None)
+        if code == 406 and self._consumer_tag is None:
+            # rpc_queue exists with other arguments (durable, say): use it as it is.
+            log.info("%s: %s exists with other arguments; using it as it is", self.server_id, self.queue)
+            assert self._connection is not None
+            self._connection.channel(on_open_callback=lambda ch: self.on_channel_open(ch, passive=True))
+            return
+        log.error("%s: channel closed: %s", self.server_id, reason)
+        self.stats["error"] = str(reason)
+        if self._connection is not None and self._connection.is_open:
+            self._connection.close()
+
+    def on_queue_declared(self, frame: Any) -> None:
+        assert self._channel is not None
+        self._channel.basic_qos(prefetch_count=self.prefetch, callback=self.on_qos_set)
+
+    def on_qos_set(self, _frame: Any) -> None:
+        assert self._channel is not None
+        self._consumer_tag = self._channel.basic_consume(
+            self.queue, self.on_request, auto_ack=False, consumer_tag=f"{self.server_id}-{time.monotonic_ns()}"
+        )
+        self.stats["error"] = None
+        self._set_state("serving")
+        log.info("%s: awaiting RPC requests on %s (prefetch %d)", self.server_id, self.queue, self.prefetch)
+
+    # ------------------------------------------------------------------ requests
+    def on_request(self, channel: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        self.stats["in_flight"] += 1
+        if method.redelivered:
+            self.stats["redelivered"] += 1
+        if self.work_s <= 0:
+            self._answer(channel, method, props, body)
+            return
+        # Simulated work, one request at a time: each starts when the previous one ends.
+        now = time.monotonic()
+        self._busy_until = max(now, self._busy_until) + self.work_s
+        assert self._connection is not None
+        self._connection.ioloop.call_later(self._busy_until - now, lambda: self._answer(channel, method, props, body))
+
+    def _answer(self, channel: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        if channel is not self._channel or not channel.is_open:
+            return  # the channel died meanwhile: the broker redelivers this request elsewhere
+        if not props.reply_to:
+            self.stats["no_reply_to"] += 1
+            log.warning(
+                "%s: request without reply_to acked and dropped (correlation_id=%r, %d bytes)",
+                self.server_id,
+                props.correlation_id,
+                len(body),
+            )
+        else:
+            headers: dict[str, Any] = {SERVER_HEADER: self.server_id}
+            try:
+                _, text = answer(body, self.max_n)
+                self.stats["handled"] += 1
+            except FibRequestError as error:
+                headers["error"] = str(error)
+                text = f"error: {error}"
+                self.stats["errors"] += 1
+            except Exception as error:  # never die on one request
+                log.exception("%s: failed on a request", self.server_id)
+                headers["error"] = f"internal error: {type(error).__name__}"
+                text = "error: internal error"
+                self.stats["errors"] += 1
+            reply = pika.BasicProperties(
+                correlation_id=props.correlation_id, content_type="text/plain", headers=headers
+            )
+            channel.basic_publish("", props.reply_to, text.encode("ascii"), reply)
+        self._unacked.append(method.delivery_tag)
+        if not self._ack_scheduled:
+            self._ack_scheduled = True
+            assert self._connection is not None
+            # After the frames already read are handled: one ack (multiple=True) covers the whole batch.
+            self._connection.ioloop.call_later(self.ack_delay_s, self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        self._ack_scheduled = False
+        if not self._unacked or self._channel is None or not self._channel.is_open:
+            self._unacked.clear()
+            return
+        # Requests are answered in delivery order, so every tag up to the last one is done.
+        self._channel.basic_ack(delivery_tag=self._unacked[-1], multiple=True)
+        self.stats["in_flight"] = max(0, self.stats["in_flight"] - len(self._unacked))
+        self._unacked.clear()
+        if self._stopping and self.stats["in_flight"] == 0:
+            self._close()
+
+    # ------------------------------------------------------------------ stopping
+    def _begin_stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._set_state("stopping")
+        log.info("%s: stopping (finishing %d in hand)", self.server_id, self.stats["in_flight"])
+        if self._channel is not None and self._channel.is_open and self._consumer_tag:
+            self._channel.basic_cancel(self._consumer_tag)
+        if self.stats["in_flight"] == 0:
+            self._close()
+        else:
+            assert self._connection is not None
+            self._connection.ioloop.call_later(10.0, self._close)  # do not hang on a stuck request
+
+    def _close(self) -> None:
+        conn = self._connection
+        if conn is not None and conn.is_open:
+            conn.close()
+        elif conn is not None:
+            conn.ioloop.stop()
+
+    # ------------------------------------------------------------------ stats
+    def _set_state(self, state: str) -> None:
+        self.stats["state"] = state
+        self._write_status(force=True)
+
+    def _tick(self) -> None:
+        conn = self._connection
+        if conn is None or conn.is_closed:
+            return
+        self._write_status()
+        if time.monotonic() - self._last_print_at >= STDOUT_INTERVAL_S:
+            self._print_stats()
+        conn.ioloop.call_later(STATUS_INTERVAL_S, self._tick)
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {**self.stats, "time": time.time()}
+
+    def _write_status(self, force: bool = False) -> None:
+        if self.status_file is None:
+            return
+        counters = {k: v for k, v in self.stats.items()}
+        if not force and counters == self._last_written:
+            return
+        self._last_written = counters
+        tmp = self.status_file.with_name(self.status_file.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(self._snapshot()))
+            os.replace(tmp, self.status_file)
+        except OSError:
+            log.exception("%s: cannot write %s", self.server_id, self.status_file)
+
+    def _print_stats(self, force: bool = False) -> None:
+        if not self.print_stats:
+            return
+        self._last_print_at = time.monotonic()
+        counters = {k: v for k, v in self.stats.items()}
+        if not force and counters == self._last_printed:
+            return
+        self._last_printed = counters
+        print(json.dumps(self._snapshot()), flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m rabbit.fib_server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--amqp-url", default=os.environ.get("RABBITLENS_AMQP_URL", DEFAULT_AMQP_URL))
+    parser.add_argument("--queue", default="rpc_queue", help="the request queue (default rpc_queue)")
+    parser.add_argument("--prefetch", type=int, default=1, help="unacked requests in hand at once (default 1)")
+    parser.add_argument("--work-ms", type=float, default=0.0, help="simulated work per request, ms (default 0)")
+    parser.add_argument("--max-n", type=int, default=DEFAULT_MAX_N, help=f"largest n served (default {DEFAULT_MAX_N})")
+    parser.add_argument("--server-id", help="the id put in replies' x-rpc-server header (default fib-<pid>)")
+    parser.add_argument("--status-file", help="write the stats JSON here a few times a second")
+    parser.add_argument("--ack-delay-ms", type=float, default=0.0, help="hold acks back after replying (demo)")
+    args = parser.parse_args(argv)
+    if args.prefetch < 1:
+        parser.error("--prefetch must be >= 1")
+    if args.max_n < 0:
+        parser.error("--max-n must be >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("pika").setLevel(logging.WARNING)
+    server = FibServer(
+        args.amqp_url,
+        queue=args.queue,
+        prefetch=args.prefetch,
+        work_ms=args.work_ms,
+        max_n=args.max_n,
+        server_id=args.server_id,
+        status_file=args.status_file,
+        ack_delay_ms=args.ack_delay_ms,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: server.request_stop())
+    try:
+        return server.run()
+    except pex.AMQPError as error:
+        log.error("%s: %s", server.server_id, error)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
