@@ -1,0 +1,65 @@
+"""Fuzz every route of ``/api/openapi.json`` with schemathesis: no request may yield a 500 or cost the broker link.
+
+It runs against a private node (random names must never land on the shared broker) with a bounded number of
+examples per operation (``RABBITLENS_FUZZ_EXAMPLES``, default 25). schemathesis runs as its own command
+(its pytest plugin does not load under this pytest), against a real lab server.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import PORT_BASE, launch_lab, start_private_node
+
+pytestmark = [pytest.mark.broker, pytest.mark.private_node]
+
+EXAMPLES = int(os.environ.get("RABBITLENS_FUZZ_EXAMPLES", "25"))
+
+
+@pytest.fixture
+def fuzz_lab(tmp_path):
+    node = start_private_node(tmp_path / "node", PORT_BASE + 200, management=True)
+    lab = launch_lab(node.amqp_url, tmp_path / "lab.log", node.management_url)
+    yield lab
+    lab.stop()
+    node.stop()
+
+
+def test_no_request_yields_a_500_or_drops_the_broker(fuzz_lab, tmp_path):
+    before = requests.get(fuzz_lab.base_url + "/api/health", timeout=10).json()["broker"]
+    assert before["connected"]
+    st = Path(sys.executable).with_name("st")
+    result = subprocess.run(
+        [
+            str(st),
+            "--no-color",
+            "run",
+            fuzz_lab.base_url + "/api/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            str(EXAMPLES),
+            "--seed",
+            "20261127",
+            "--request-timeout",
+            "30",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--generation-deterministic",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    report = result.stdout[-6000:] + result.stderr[-2000:]
+    assert result.returncode == 0, report
+    assert "No issues found" in result.stdout or "passed" in result.stdout, report
+    after = requests.get(fuzz_lab.base_url + "/api/health", timeout=10).json()["broker"]
+    assert after["connected"], "the broker link was lost during the fuzz run"
+    assert after["since"] == before["since"], "the broker link dropped and reconnected during the fuzz run"
+    assert fuzz_lab.process.poll() is None
