@@ -1,0 +1,211 @@
+"""Real fib server processes started by the lab: start, list (with their live stats), stop, kill.
+
+Each server is ``python -m rabbit.fib_server`` with ``--server-id sN`` and a ``--status-file`` in a folder of
+this pool; its stdout/stderr go to a log file next to it. Stopping is graceful (SIGTERM: the server stops
+consuming, finishes and acks what it holds, closes); killing is SIGKILL mid-request, so the broker redelivers
+what the server held unacked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rabbit.errors import LabError
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_SERVERS = 16
+
+
+@dataclass
+class ServerProcess:
+    id: str
+    process: subprocess.Popen
+    status_file: Path
+    log_file: Path
+    queue: str
+    prefetch: int
+    work_ms: float
+    max_n: int
+    ack_delay_ms: float
+    started: float
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            data = {}
+        code = self.process.poll()
+        return {
+            "id": self.id,
+            "pid": self.process.pid,
+            "queue": self.queue,
+            "prefetch": self.prefetch,
+            "work_ms": self.work_ms,
+            "max_n": self.max_n,
+            "ack_delay_ms": self.ack_delay_ms,
+            "state": data.get("state", "starting") if code is None else "exited",
+            "exit_code": code,
+            "handled": data.get("handled", 0),
+            "errors": data.get("errors", 0),
+            "in_flight": data.get("in_flight", 0),
+            "no_reply_to": data.get("no_reply_to", 0),
+            "redelivered": data.get("redelivered", 0),
+            "error": data.get("error"),
+            "started": self.started,
+        }
+
+    def log_tail(self, limit: int = 4000) -> str:
+        try:
+            with self.log_file.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - limit))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class ServerPool:
+    """The fib servers this lab started. Thread-safe."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        python: str = sys.executable,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.amqp_url = amqp_url
+        self.python = python
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="rabbitlens-fib-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._on_event = on_event
+        self._servers: dict[str, ServerProcess] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def start(
+        self,
+        count: int = 1,
+        *,
+        queue: str = "rpc_queue",
+        prefetch: int = 1,
+        work_ms: float = 0.0,
+        max_n: int = 100_000,
+        ack_delay_ms: float = 0.0,
+        wait_s: float = 10.0,
+    ) -> list[dict[str, Any]]:
+        """Start ``count`` servers and wait until each consumes (or ``wait_s`` passes); their stats."""
+        with self._lock:
+            alive = sum(1 for s in self._servers.values() if s.process.poll() is None)
+            if alive + count > MAX_SERVERS:
+                raise LabError(f"at most {MAX_SERVERS} servers at once ({alive} running)", code="INVALID")
+            started = [self._spawn(queue, prefetch, work_ms, max_n, ack_delay_ms) for _ in range(count)]
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            states = [s.stats()["state"] for s in started]
+            if all(state in ("serving", "exited") for state in states):
+                break
+            time.sleep(0.05)
+        result = [s.stats() for s in started]
+        for server, stats in zip(started, result, strict=True):
+            if stats["state"] == "exited":
+                stats["log"] = server.log_tail(1000)
+        self._emit()
+        return result
+
+    def _spawn(self, queue: str, prefetch: int, work_ms: float, max_n: int, ack_delay_ms: float) -> ServerProcess:
+        sid = f"s{next(self._ids)}"
+        status_file = self.workdir / f"{sid}.json"
+        log_file = self.workdir / f"{sid}.log"
+        args = [
+            self.python,
+            "-m",
+            "rabbit.fib_server",
+            "--amqp-url",
+            self.amqp_url,
+            "--queue",
+            queue,
+            "--prefetch",
+            str(prefetch),
+            "--work-ms",
+            str(work_ms),
+            "--max-n",
+            str(max_n),
+            "--server-id",
+            sid,
+            "--status-file",
+            str(status_file),
+            "--ack-delay-ms",
+            str(ack_delay_ms),
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+        env.pop("RABBITLENS_AMQP_URL", None)  # the URL goes on the command line
+        with log_file.open("wb") as out:
+            process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = ServerProcess(
+            sid, process, status_file, log_file, queue, prefetch, work_ms, max_n, ack_delay_ms, time.time()
+        )
+        self._servers[sid] = server
+        return server
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            servers = list(self._servers.values())
+        return [s.stats() for s in servers]
+
+    def get(self, sid: str) -> ServerProcess:
+        with self._lock:
+            server = self._servers.get(sid)
+        if server is None:
+            raise LabError(f"no fib server {sid!r} (see GET /api/rpc/servers)", code="NOT_FOUND")
+        return server
+
+    def stop(self, sid: str, *, kill: bool = False, timeout: float = 12.0) -> dict[str, Any]:
+        """Stop one server gracefully (SIGTERM), or kill it at once (SIGKILL); its last stats."""
+        server = self.get(sid)
+        if server.process.poll() is None:
+            if kill:
+                server.process.kill()
+            else:
+                server.process.send_signal(signal.SIGTERM)
+            try:
+                server.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait(5)
+        stats = server.stats()
+        stats["killed"] = kill
+        with self._lock:
+            self._servers.pop(sid, None)
+        self._emit()
+        return stats
+
+    def stop_all(self, *, kill: bool = False) -> None:
+        with self._lock:
+            ids = list(self._servers)
+        for sid in ids:
+            with contextlib.suppress(LabError):
+                self.stop(sid, kill=kill, timeout=5.0)
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _emit(self) -> None:
+        if self._on_event is not None:
+            with contextlib.suppress(Exception):
+                self._on_event("rpc_servers", {"servers": self.list()})
