@@ -7,4 +7,12 @@ scripts/setup.sh dev
 scripts/system-deps.sh rabbitmq-server chromium
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# Known vulnerabilities in the pinned dependencies (PyPI's advisory data): any found fails the run.
+mkdir -p .run
+if ! .venv/bin/pip-audit --progress-spinner off > .run/pip-audit.txt 2>&1; then
+  cat .run/pip-audit.txt >&2
+  echo "pip-audit reports vulnerable dependencies (or could not run): see above" >&2
+  exit 1
+fi
+head -n 1 .run/pip-audit.txt
 exec .venv/bin/python -m pytest "$@"
