@@ -212,7 +212,11 @@ def purge_queue(name: str) -> dict[str, Any]:
 def checked_binding(body: BindingIn) -> dict[str, Any]:
     return {
         "source": validation.check_name(body.source, "source exchange", allow_empty=True),
-        "destination": validation.check_name(body.destination, "destination"),
+        # An empty queue name means "the channel's last declared queue" in AMQP: never on the lab's shared channel.
+        # The default exchange as a destination is left to the broker (it refuses: ACCESS_REFUSED).
+        "destination": validation.check_name(
+            body.destination, "destination", allow_empty=body.destination_type == "exchange"
+        ),
         "destination_type": validation.check_destination_type(body.destination_type),
         "routing_key": validation.check_routing_key(body.routing_key),
         "arguments": validation.check_table(body.arguments, "binding arguments"),
