@@ -21,3 +21,41 @@ def health() -> dict[str, Any]:
         "broker": broker,
         "management": lab.management.available(),
     }
+
+
+def process_stats() -> dict[str, Any]:
+    """Resource figures of this server process (for leak checks and the soak benchmark)."""
+    import gc
+    import os
+    import threading
+
+    rss_kib = 0
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    rss_kib = int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        open_fds = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        open_fds = -1
+    try:
+        import greenlet
+
+        greenlets = sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet) and not obj.dead)
+    except ImportError:
+        greenlets = 0
+    return {
+        "pid": os.getpid(),
+        "rss_bytes": rss_kib * 1024,
+        "open_fds": open_fds,
+        "threads": threading.active_count(),
+        "greenlets": greenlets,
+    }
+
+
+@api.route(bp, "/api/stats", "GET", summary="Process figures: RSS, open file descriptors, threads, greenlets")
+def stats() -> dict[str, Any]:
+    return {"process": process_stats(), "broker": current_lab().broker_status()}
