@@ -25,6 +25,10 @@ function buildTabs(panels) {
       selectPanel(panels[index].dataset.panel);
     }
   });
+  window.addEventListener("hashchange", () => {
+    const name = location.hash.slice(1);
+    if (panels.some((p) => p.dataset.panel === name)) selectPanel(name);
+  });
   const wanted = location.hash.slice(1);
   selectPanel(panels.some((p) => p.dataset.panel === wanted) ? wanted : panels[0].dataset.panel);
 }
