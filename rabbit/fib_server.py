@@ -62,6 +62,7 @@ class FibServer:
         status_file: str | os.PathLike[str] | None = None,
         ack_delay_ms: float = 0.0,
         print_stats: bool = True,
+        parent_pid: int | None = None,
     ) -> None:
         self.amqp_url = amqp_url
         self.queue = queue
@@ -72,6 +73,7 @@ class FibServer:
         self.server_id = server_id or f"fib-{os.getpid()}"
         self.status_file = Path(status_file) if status_file else None
         self.print_stats = print_stats
+        self.parent_pid = parent_pid
         self.stats: dict[str, Any] = {
             "event": "stats",
             "id": self.server_id,
@@ -287,6 +289,9 @@ class FibServer:
         if conn is None or conn.is_closed:
             return
         self._write_status()
+        if self.parent_pid and os.getppid() != self.parent_pid and not self._stopping:
+            log.warning("%s: the process that started me (pid %d) is gone: stopping", self.server_id, self.parent_pid)
+            self._begin_stop()
         if time.monotonic() - self._last_print_at >= STDOUT_INTERVAL_S:
             self._print_stats()
         conn.ioloop.call_later(STATUS_INTERVAL_S, self._tick)
@@ -329,6 +334,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--server-id", help="the id put in replies' x-rpc-server header (default fib-<pid>)")
     parser.add_argument("--status-file", help="write the stats JSON here a few times a second")
     parser.add_argument("--ack-delay-ms", type=float, default=0.0, help="hold acks back after replying (demo)")
+    parser.add_argument("--parent-pid", type=int, help="stop when this process (the lab that started us) is gone")
     args = parser.parse_args(argv)
     if args.prefetch < 1:
         parser.error("--prefetch must be >= 1")
@@ -350,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         server_id=args.server_id,
         status_file=args.status_file,
         ack_delay_ms=args.ack_delay_ms,
+        parent_pid=args.parent_pid,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.request_stop())

@@ -153,6 +153,8 @@ class ServerPool:
             str(status_file),
             "--ack-delay-ms",
             str(ack_delay_ms),
+            "--parent-pid",
+            str(os.getpid()),
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
         env.pop("RABBITLENS_AMQP_URL", None)  # the URL goes on the command line

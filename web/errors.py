@@ -15,6 +15,9 @@ HTTP_STATUS_BY_CODE = {
     "RESOURCE_LOCKED": 409,
     "BROKER_DOWN": 503,
     "MANAGEMENT_UNAVAILABLE": 503,
+    # The RPC area (lowercase, as its issue names them): no reply in time, and an error reply from the server.
+    "timeout": 504,
+    "server_error": 502,
 }
 
 
