@@ -1,0 +1,328 @@
+// The topology panel: exchanges, queues and bindings, live from the `topology` event, with forms to declare,
+// bind, purge and delete. Everything from the broker goes in as text (el / textContent), never as HTML.
+import { $, el, setText } from "./dom.js";
+import { on, onLinkChange } from "./socket.js";
+import { initExplainer } from "./explainer.js";
+
+let topology = null;
+const listeners = new Set();
+
+/** Call the JSON API; throws an Error whose message is the API's readable error.message. */
+export async function api(method, path, body) {
+  const options = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch {
+    throw new Error("the lab server cannot be reached");
+  }
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error(data?.error?.message || `${method} ${path} answered ${response.status}`);
+    error.code = data?.error?.code;
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+const enc = (name) => encodeURIComponent(name);
+export const exchangeLabel = (name) => (name === "" ? "(default exchange)" : name);
+const isSystemExchange = (name) => name === "" || name.startsWith("amq.");
+
+// ------------------------------------------------------------------ small view helpers
+function tag(text, kind = "", title = "") {
+  return el("span", { class: `tag ${kind}`.trim(), title: title || undefined }, text);
+}
+
+function emptyRow(columns, text) {
+  return el("tr", { class: "empty-row" }, el("td", { colspan: columns }, text));
+}
+
+function argsText(args) {
+  const entries = Object.entries(args || {});
+  return entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ");
+}
+
+function showError(node, error) {
+  node.hidden = !error;
+  node.textContent = error ? (error.message || String(error)) : "";
+}
+
+function busy(button, on) {
+  button.disabled = on;
+  button.classList.toggle("is-busy", on);
+}
+
+// ------------------------------------------------------------------ rendering
+function renderExchanges(section, exchanges) {
+  const rows = $("#exchange-rows", section);
+  setText($("#exchange-count", section), String(exchanges.length));
+  rows.replaceChildren();
+  if (!exchanges.length) rows.append(emptyRow(4, "No exchanges yet."));
+  for (const x of exchanges) {
+    const args = { ...x.arguments };
+    const ae = args["alternate-exchange"];
+    delete args["alternate-exchange"];
+    const flags = el("td", { class: "flags" },
+      x.durable ? tag("D", "flag", "durable") : null,
+      x.auto_delete ? tag("AD", "flag", "auto-delete") : null,
+      x.internal ? tag("I", "flag", "internal: no direct publishing") : null,
+      ae ? tag(`AE → ${ae}`, "ae", "alternate exchange: gets what nothing else takes") : null,
+      Object.keys(args).length ? el("span", { class: "args" }, argsText(args)) : null);
+    const remove = el("button", { type: "button", class: "icon danger", title: `Delete exchange ${exchangeLabel(x.name)}`,
+      "aria-label": `Delete exchange ${exchangeLabel(x.name)}`, disabled: isSystemExchange(x.name) }, "✕");
+    remove.addEventListener("click", async () => {
+      busy(remove, true);
+      try {
+        await api("DELETE", `/api/exchanges/${enc(x.name)}`);
+        showError($("#exchange-form .form-error", section), null);
+      } catch (error) {
+        showError($("#exchange-form .form-error", section), error);
+        busy(remove, false);
+      }
+    });
+    rows.append(el("tr", { dataset: { name: x.name }, class: isSystemExchange(x.name) ? "system" : "" },
+      el("td", { class: "name", title: exchangeLabel(x.name) }, exchangeLabel(x.name)),
+      el("td", {}, tag(x.type, `type-${x.type}`)),
+      flags, el("td", { class: "act" }, remove)));
+  }
+}
+
+function renderQueues(section, queues, source) {
+  const rows = $("#queue-rows", section);
+  const errorNode = $("#queue-action-error", section);
+  setText($("#queue-count", section), String(queues.length));
+  rows.replaceChildren();
+  if (!queues.length) {
+    rows.append(emptyRow(5, source === "lab"
+      ? "No queues declared by this lab yet (without the management API it cannot list others')."
+      : "No queues in this vhost yet."));
+  }
+  for (const q of queues) {
+    const args = q.arguments || {};
+    const flags = el("td", { class: "flags" },
+      q.durable ? tag("D", "flag", "durable") : null,
+      q.auto_delete ? tag("AD", "flag", "auto-delete") : null,
+      q.exclusive ? tag("EXCL", "flag", "exclusive") : null,
+      args["x-queue-type"] && args["x-queue-type"] !== "classic" ? tag(args["x-queue-type"], "qtype") : null,
+      args["x-message-ttl"] !== undefined ? tag(`TTL ${args["x-message-ttl"]}ms`, "arg") : null,
+      args["x-max-length"] !== undefined ? tag(`max ${args["x-max-length"]}`, "arg") : null,
+      args["x-dead-letter-exchange"] !== undefined
+        ? tag(`DLX → ${exchangeLabel(args["x-dead-letter-exchange"])}`, "arg", argsText(args)) : null);
+    const purge = el("button", { type: "button", class: "small", title: `Purge ${q.name}`,
+      "aria-label": `Purge queue ${q.name}`, disabled: !q.messages }, "Purge");
+    const remove = el("button", { type: "button", class: "icon danger", title: `Delete queue ${q.name}`,
+      "aria-label": `Delete queue ${q.name}` }, "✕");
+    purge.addEventListener("click", async () => {
+      busy(purge, true);
+      try {
+        const result = await api("POST", `/api/queues/${enc(q.name)}/purge`);
+        showError(errorNode, null);
+        flash(section, `Purged ${result.purged} message${result.purged === 1 ? "" : "s"} from ${q.name}`);
+      } catch (error) {
+        showError(errorNode, error);
+      } finally {
+        busy(purge, false);
+      }
+    });
+    remove.addEventListener("click", async () => {
+      busy(remove, true);
+      try {
+        await api("DELETE", `/api/queues/${enc(q.name)}`);
+        showError(errorNode, null);
+      } catch (error) {
+        showError(errorNode, error);
+        busy(remove, false);
+      }
+    });
+    rows.append(el("tr", { dataset: { name: q.name } },
+      el("td", { class: "name", title: q.name }, q.name),
+      el("td", { class: `n ${q.messages ? "has-messages" : ""}` }, String(q.messages)),
+      el("td", { class: "n" }, String(q.consumers)),
+      flags, el("td", { class: "act" }, purge, remove)));
+  }
+}
+
+function renderBindings(section, bindings) {
+  const rows = $("#binding-rows", section);
+  const errorNode = $("#binding-action-error", section);
+  setText($("#binding-count", section), String(bindings.length));
+  rows.replaceChildren();
+  if (!bindings.length) rows.append(emptyRow(5, "No bindings yet: bind a queue to an exchange above."));
+  for (const b of bindings) {
+    const unbind = el("button", { type: "button", class: "icon danger", title: "Unbind",
+      "aria-label": `Unbind ${b.destination} from ${b.source}` }, "✕");
+    unbind.addEventListener("click", async () => {
+      busy(unbind, true);
+      try {
+        await api("DELETE", "/api/bindings", b);
+        showError(errorNode, null);
+      } catch (error) {
+        showError(errorNode, error);
+        busy(unbind, false);
+      }
+    });
+    const key = b.routing_key === "" ? el("span", { class: "muted" }, "(empty key)") : el("code", {}, b.routing_key);
+    const args = argsText(b.arguments);
+    rows.append(el("tr", { dataset: { source: b.source, destination: b.destination } },
+      el("td", { class: "name", title: b.source }, exchangeLabel(b.source)),
+      el("td", { class: "arrow", title: `to ${b.destination_type}` }, b.destination_type === "exchange" ? "⇒" : "→"),
+      el("td", { class: "name", title: `${b.destination_type} ${b.destination}` },
+        b.destination_type === "exchange" ? tag("X", "flag", "exchange") : null, b.destination),
+      el("td", { class: "key" }, key, args ? el("span", { class: "args" }, ` ${args}`) : null),
+      el("td", { class: "act" }, unbind)));
+  }
+}
+
+function fillDatalist(node, values, label = (v) => v) {
+  node.replaceChildren(...values.map((v) => el("option", { value: v }, label(v))));
+}
+
+function render(section, data) {
+  topology = data;
+  const source = $("#topo-source", section);
+  source.dataset.source = data.source;
+  setText(source, data.source === "management" ? "management API · whole vhost" : "lab only · what this lab declared");
+  source.title = data.source === "management"
+    ? "Listed through the management API: everything in the vhost, whoever declared it"
+    : "No management API: AMQP cannot list a vhost, so this shows what the lab declared (checked live)";
+  const messages = data.queues.reduce((sum, q) => sum + (q.messages || 0), 0);
+  setText($("#topo-summary", section),
+    `${data.exchanges.length} exchanges · ${data.queues.length} queues · ${data.bindings.length} bindings · ${messages} messages ready`);
+  renderExchanges(section, data.exchanges);
+  renderQueues(section, data.queues, data.source);
+  renderBindings(section, data.bindings);
+  const names = data.exchanges.map((x) => x.name);
+  fillDatalist($("#topo-exchange-names", section), names.filter((n) => n !== ""));
+  fillDatalist($("#topo-bindable-exchanges", section), names.filter((n) => n !== ""));
+  fillDatalist($("#topo-queue-names", section), data.queues.map((q) => q.name));
+  for (const listener of listeners) listener(data);
+}
+
+let flashTimer = null;
+function flash(section, text) {
+  const live = $("#topo-live", section);
+  live.textContent = text;
+  live.classList.add("show");
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => live.classList.remove("show"), 2500);
+}
+
+// ------------------------------------------------------------------ forms
+function intOrUndefined(value) {
+  if (value === "" || value === null || value === undefined) return undefined;
+  const n = Number(value);
+  return Number.isInteger(n) ? n : value; // the API says why a non-integer is wrong
+}
+
+function wireForm(section, form, build, submit) {
+  const errorNode = $(".form-error", form);
+  const button = $("button[type=submit]", form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    busy(button, true);
+    try {
+      const body = build(new FormData(form));
+      const result = await submit(body);
+      showError(errorNode, null);
+      form.dataset.last = "ok";
+      return result;
+    } catch (error) {
+      showError(errorNode, error);
+      form.dataset.last = "error";
+      return null;
+    } finally {
+      busy(button, false);
+    }
+  });
+  // Editing clears a stale error.
+  form.addEventListener("input", () => { if (!errorNode.hidden) showError(errorNode, null); });
+}
+
+function initForms(section) {
+  wireForm(section, $("#exchange-form", section), (data) => {
+    const body = {
+      name: data.get("name"), type: data.get("type"),
+      durable: data.has("durable"), auto_delete: data.has("auto_delete"), internal: data.has("internal"),
+      arguments: {},
+    };
+    if (data.get("alternate")) body.arguments["alternate-exchange"] = data.get("alternate");
+    return body;
+  }, async (body) => {
+    const made = await api("POST", "/api/exchanges", body);
+    flash(section, `Declared ${made.type} exchange ${made.name}`);
+    $("#exchange-name", section).value = "";
+    return made;
+  });
+
+  wireForm(section, $("#queue-form", section), (data) => {
+    const args = {};
+    const ttl = intOrUndefined(data.get("ttl"));
+    const max = intOrUndefined(data.get("max_length"));
+    if (ttl !== undefined) args["x-message-ttl"] = ttl;
+    if (max !== undefined) args["x-max-length"] = max;
+    if (data.get("dlx")) args["x-dead-letter-exchange"] = data.get("dlx");
+    if (data.get("dlrk")) args["x-dead-letter-routing-key"] = data.get("dlrk");
+    if (data.get("queue_type")) args["x-queue-type"] = data.get("queue_type");
+    return { name: data.get("name"), durable: data.has("durable"), auto_delete: data.has("auto_delete"), arguments: args };
+  }, async (body) => {
+    const made = await api("POST", "/api/queues", body);
+    flash(section, `Declared queue ${made.name}`);
+    $("#queue-name", section).value = "";
+    return made;
+  });
+
+  const destType = $("#binding-destination-type", section);
+  const dest = $("#binding-destination", section);
+  destType.addEventListener("change", () => {
+    dest.setAttribute("list", destType.value === "exchange" ? "topo-bindable-exchanges" : "topo-queue-names");
+    dest.placeholder = destType.value;
+  });
+  wireForm(section, $("#binding-form", section), (data) => {
+    let args = {};
+    const raw = (data.get("arguments") || "").trim();
+    if (raw) {
+      try {
+        args = JSON.parse(raw);
+      } catch (error) {
+        throw new Error(`Arguments are not valid JSON: ${error.message}`);
+      }
+    }
+    return { source: data.get("source"), destination: data.get("destination"),
+      destination_type: data.get("destination_type"), routing_key: data.get("routing_key"), arguments: args };
+  }, async (body) => {
+    const made = await api("POST", "/api/bindings", body);
+    flash(section, `Bound ${made.destination} to ${exchangeLabel(made.source)}`);
+    $("#binding-key", section).value = "";
+    return made;
+  });
+}
+
+// ------------------------------------------------------------------ start
+async function refresh(section) {
+  try {
+    render(section, await api("GET", "/api/topology"));
+  } catch (error) {
+    const source = $("#topo-source", section);
+    source.dataset.source = "error";
+    setText(source, `cannot list: ${error.message}`);
+  }
+}
+
+export function init(section) {
+  initForms(section);
+  initExplainer(section, {
+    api,
+    current: () => topology,
+    onTopology: (listener) => listeners.add(listener),
+  });
+  on("topology", (data) => render(section, data));
+  onLinkChange((state) => { if (state === "online" && !topology) refresh(section); });
+  refresh(section);
+}
