@@ -175,7 +175,8 @@ function renderBindings(section, bindings) {
       el("td", { class: "arrow", title: `to ${b.destination_type}` }, b.destination_type === "exchange" ? "⇒" : "→"),
       el("td", { class: "name", title: `${b.destination_type} ${b.destination}` },
         b.destination_type === "exchange" ? tag("X", "flag", "exchange") : null, b.destination),
-      el("td", { class: "key" }, key, args ? el("span", { class: "args" }, ` ${args}`) : null),
+      el("td", { class: "key", title: `${b.routing_key} ${args}`.trim() }, key,
+        args ? el("span", { class: "args" }, ` ${args}`) : null),
       el("td", { class: "act" }, unbind)));
   }
 }
