@@ -27,7 +27,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbit.connection import CONNECTING, BrokerLink
 from rabbit.errors import InvalidInput
-from rabbit.properties import MessageProperties, from_pika, to_pika
+from rabbit.properties import MessageProperties, body_preview, from_pika, to_pika
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,21 @@ class PublishRequest:
     properties: MessageProperties | None = None
     mandatory: bool = False
     predicted: list[str] | None = None
+    _preview: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _properties_json: dict[str, Any] | None = field(default=None, init=False, repr=False)
+
+    def properties_json(self) -> dict[str, Any]:
+        """The properties as a consumer will see them, without the lab's own headers (computed once)."""
+        if self._properties_json is None:
+            self._properties_json = from_pika(to_pika(self.properties))
+        return self._properties_json
+
+    def preview(self) -> dict[str, Any]:
+        """The body as the browser sees it (computed once, even for a burst of thousands)."""
+        if self._preview is None:
+            content_type = self.properties.content_type if self.properties is not None else None
+            self._preview = body_preview(self.body, content_type)
+        return self._preview
 
 
 @dataclass
@@ -180,13 +195,13 @@ class Publisher:
         return Outcome(message_id, True, True, None, now)
 
     def _report(self, request: PublishRequest, outcome: Outcome) -> None:
-        props = to_pika(request.properties)
         event = {
             "id": outcome.id,
             "exchange": request.exchange,
             "routing_key": request.routing_key,
-            "properties": from_pika(props),
+            "properties": request.properties_json(),
             "size": len(request.body),
+            "body": request.preview(),
             "mandatory": request.mandatory,
             "predicted": request.predicted,
             "confirmed": outcome.confirmed,

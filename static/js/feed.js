@@ -1,0 +1,302 @@
+// The live feed: one row per publish, delivery and return, newest first, at most `cap` rows in view.
+// Totals are exact whatever the view keeps; rows dropped from the view (cap, pause overflow) are counted.
+// Each lab id remembers where the routing engine predicted it would go and where it was delivered, so
+// rows can flag a difference. Everything from the broker goes in as text.
+import { el } from "./dom.js";
+
+const MESSAGE_MEMORY = 5; // remember predictions for cap × this many lab ids
+
+function clock(seconds) {
+  const d = seconds ? new Date(seconds * 1000) : new Date();
+  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+
+function bodySnippet(body) {
+  if (!body) return "";
+  const text = body.text ?? null;
+  if (text === null) return `‹${body.size} bytes binary›`;
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > 80 ? flat.slice(0, 80) + "…" : flat || "‹empty›";
+}
+
+function same(a, b) {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+export class Feed {
+  constructor({ tbody, stats, empty, onSelect }) {
+    this.tbody = tbody;
+    this.statsNode = stats;
+    this.emptyNode = empty;
+    this.onSelect = onSelect;
+    this.cap = 1000;
+    this.paused = false;
+    this.filterText = "";
+    this.filterKind = "";
+    this.pending = [];
+    this.messages = new Map(); // lab id -> {predicted, routed, delivered: Set, cells: [], published}
+    this.deliveryRows = new Map(); // "consumer:tag" -> status cell
+    this.settled = new Map(); // "consumer:tag" -> [label, class] for acks that beat their row to the screen
+    this.totals = { published: 0, delivery: 0, ack: 0, nack: 0, returned: 0, unroutable: 0, mismatch: 0 };
+    this.droppedFromView = 0;
+    this.scheduled = false;
+    this.renderStats();
+  }
+
+  // ------------------------------------------------------------------ input
+  add(kind, data) {
+    if (kind === "published") {
+      this.totals.published += 1;
+      if (!data.routed) this.totals.unroutable += 1;
+      this.remember(data.id, { predicted: data.predicted, routed: data.routed, published: data });
+    } else if (kind === "delivery") {
+      this.totals.delivery += 1;
+      const msg = data.id ? this.remember(data.id, {}) : null;
+      if (msg) {
+        msg.delivered.add(data.queue);
+        msg.deliveries.push(data);
+      }
+    } else if (kind === "returned") {
+      this.totals.returned += 1;
+      const msg = this.remember(data.id, {});
+      msg.returned = data;
+    } else if (kind === "ack" || kind === "nack") {
+      this.totals[kind] += 1;
+      this.settle(kind, data);
+      this.renderStatsSoon();
+      return;
+    }
+    this.pending.push({ kind, data });
+    if (this.pending.length > this.cap) {
+      this.droppedFromView += this.pending.length - this.cap;
+      this.pending.splice(0, this.pending.length - this.cap);
+    }
+    this.schedule();
+  }
+
+  remember(id, fields) {
+    let msg = this.messages.get(id);
+    if (!msg) {
+      msg = { predicted: null, routed: null, delivered: new Set(), deliveries: [], cells: [], returned: null };
+      this.messages.set(id, msg);
+      if (this.messages.size > this.cap * MESSAGE_MEMORY) {
+        this.messages.delete(this.messages.keys().next().value);
+      }
+    }
+    Object.assign(msg, fields);
+    return msg;
+  }
+
+  message(id) {
+    return this.messages.get(id);
+  }
+
+  settle(kind, data) {
+    const key = `${data.consumer_id}:${data.delivery_tag}`;
+    const label = kind === "ack" ? "acked" : data.requeue ? "nacked · requeued" : "rejected";
+    const className = `settle settle-${kind === "ack" ? "ack" : data.requeue ? "requeue" : "reject"}`;
+    const cell = this.deliveryRows.get(key);
+    if (cell) {
+      cell.textContent = label;
+      cell.className = className;
+      return;
+    }
+    this.settled.set(key, [label, className]);
+    if (this.settled.size > this.cap * 2) this.settled.delete(this.settled.keys().next().value);
+  }
+
+  // ------------------------------------------------------------------ controls
+  setCap(cap) {
+    this.cap = cap;
+    this.trim();
+    this.renderStats();
+  }
+
+  setPaused(paused) {
+    this.paused = paused;
+    if (!paused) this.schedule();
+    this.renderStats();
+  }
+
+  setFilter(text, kind) {
+    this.filterText = (text || "").trim().toLowerCase();
+    this.filterKind = kind || "";
+    for (const row of this.tbody.rows) row.hidden = !this.matches(row);
+    this.renderStats();
+  }
+
+  clear() {
+    this.tbody.replaceChildren();
+    this.pending = [];
+    this.deliveryRows.clear();
+    this.renderStats();
+  }
+
+  matches(row) {
+    if (this.filterKind) {
+      const kinds = row.dataset.kinds.split(" ");
+      if (!kinds.includes(this.filterKind)) return false;
+    }
+    return !this.filterText || row.dataset.search.includes(this.filterText);
+  }
+
+  // ------------------------------------------------------------------ rendering
+  schedule() {
+    if (this.scheduled || this.paused) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  renderStatsSoon() {
+    if (this.statsScheduled) return;
+    this.statsScheduled = true;
+    requestAnimationFrame(() => {
+      this.statsScheduled = false;
+      this.renderStats();
+    });
+  }
+
+  flush() {
+    if (this.paused || !this.pending.length) return;
+    const batch = this.pending;
+    this.pending = [];
+    const fragment = document.createDocumentFragment();
+    for (let i = batch.length - 1; i >= 0; i -= 1) fragment.append(this.row(batch[i].kind, batch[i].data));
+    this.tbody.prepend(fragment);
+    this.trim();
+    this.renderStats();
+  }
+
+  trim() {
+    while (this.tbody.rows.length > this.cap) {
+      const last = this.tbody.lastElementChild;
+      if (last.dataset.settleKey) this.deliveryRows.delete(last.dataset.settleKey);
+      last.remove();
+      this.droppedFromView += 1;
+    }
+  }
+
+  row(kind, data) {
+    const msg = data.id ? this.messages.get(data.id) : null;
+    const kinds = [kind];
+    let label = kind;
+    let tone = kind;
+    if (kind === "published") {
+      if (data.routed === false) {
+        kinds.push("returned");
+        label = data.mandatory ? "published · unroutable" : "published · dropped";
+        tone = "unroutable";
+      }
+    } else if (kind === "returned") {
+      label = `returned ${data.reply_code}`;
+    } else if (kind === "delivery" && data.redelivered) {
+      label = "delivery · redelivered";
+    }
+    const where = kind === "delivery" ? [el("span", { class: "q" }, data.queue), el("span", { class: "muted" }, ` · ${data.consumer_id}`)]
+      : kind === "returned" ? [el("span", { class: "bad" }, data.reply_text || "")]
+        : [];
+    const routeCell = el("td", { class: "route" });
+    const row = el("tr", { tabindex: "0", class: `feed-row tone-${tone}`, dataset: { kind } },
+      el("td", { class: "mono muted" }, clock(data.time)),
+      el("td", {}, el("span", { class: `badge badge-${tone}` }, label)),
+      el("td", { class: "mono id" }, data.id || "—"),
+      el("td", { class: "mono", title: `${data.exchange || "(default)"} · ${data.routing_key ?? ""}` },
+        el("span", {}, data.exchange === "" ? "(default)" : data.exchange ?? ""),
+        data.routing_key ? el("span", { class: "muted" }, " · ") : "", el("span", {}, data.routing_key ?? "")),
+      el("td", { class: "mono", title: kind === "delivery" ? `${data.queue} · ${data.consumer_id}` : "" }, ...where),
+      routeCell,
+      el("td", { class: "mono body" }, kind === "returned" ? "" : bodySnippet(data.body)));
+    if (kind === "delivery") {
+      const key = `${data.consumer_id}:${data.delivery_tag}`;
+      const [label, className] = this.settled.get(key) || [data.ack === "auto" ? "auto-acked" : "unacked", "settle"];
+      this.settled.delete(key);
+      const settle = el("span", { class: className }, label);
+      routeCell.append(settle, " ");
+      this.deliveryRows.set(key, settle);
+      row.dataset.settleKey = key;
+      if (data.latency_ms !== null && data.latency_ms !== undefined) {
+        routeCell.append(el("span", { class: "muted" }, `${data.latency_ms.toFixed(1)} ms`));
+      }
+    }
+    const verdict = el("span", { class: "verdict" });
+    routeCell.prepend(verdict);
+    if (msg && (kind === "published" || kind === "delivery")) {
+      msg.cells.push({ verdict, row, kind, queue: data.queue });
+      this.judge(data.id, msg);
+      if (msg.cells.some((c) => c.row.classList.contains("mismatch"))) kinds.push("mismatch");
+    }
+    row.dataset.kinds = kinds.join(" ");
+    row.dataset.search = [data.id, data.exchange, data.routing_key, data.queue, data.consumer_id, label]
+      .filter(Boolean).join(" ").toLowerCase();
+    row.hidden = !this.matches(row);
+    row.addEventListener("click", () => this.select(row, kind, data));
+    row.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        this.select(row, kind, data);
+      } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        let next = event.key === "ArrowDown" ? row.nextElementSibling : row.previousElementSibling;
+        while (next && next.hidden) next = event.key === "ArrowDown" ? next.nextElementSibling : next.previousElementSibling;
+        next?.focus();
+      }
+    });
+    return row;
+  }
+
+  select(row, kind, data) {
+    for (const other of this.tbody.querySelectorAll(".selected")) other.classList.remove("selected");
+    row.classList.add("selected");
+    this.onSelect?.(kind, data, data.id ? this.messages.get(data.id) : null);
+  }
+
+  /** Compare prediction and reality for one lab id, and update every row of it that is in view. */
+  judge(id, msg) {
+    const predicted = msg.predicted;
+    const delivered = [...msg.delivered].sort();
+    let problem = null;
+    if (predicted) {
+      const unexpected = delivered.filter((q) => !predicted.includes(q));
+      if (unexpected.length) problem = `not predicted: ${unexpected.join(", ")}`;
+      else if (msg.routed === true && predicted.length === 0) problem = "broker routed it, engine predicted no queue";
+      else if (msg.routed === false && predicted.length > 0) problem = "engine predicted queues, broker routed nowhere";
+    }
+    const wasMismatch = msg.mismatch;
+    msg.mismatch = Boolean(problem);
+    if (msg.mismatch && !wasMismatch) this.totals.mismatch += 1;
+    for (const cell of msg.cells) {
+      cell.row.classList.toggle("mismatch", msg.mismatch);
+      if (msg.mismatch && !cell.row.dataset.kinds?.includes("mismatch")) {
+        cell.row.dataset.kinds = `${cell.row.dataset.kinds || cell.kind} mismatch`;
+      }
+      if (cell.kind === "delivery") {
+        const ok = predicted ? predicted.includes(cell.queue) : null;
+        cell.verdict.textContent = ok === null ? "" : ok ? "✓ predicted " : "⚠ not predicted ";
+        cell.verdict.className = `verdict ${ok === null ? "" : ok ? "good" : "bad"}`;
+      } else {
+        const p = predicted === null || predicted === undefined ? "?" : predicted.length ? predicted.join(", ") : "none";
+        const d = delivered.length ? delivered.join(", ") : msg.routed === false ? "nowhere" : "…";
+        const pendingNote = predicted && !problem && !same(predicted, delivered) && msg.routed !== false ? " (pending)" : "";
+        cell.verdict.textContent = `${p} → ${d}${pendingNote}`;
+        cell.verdict.title = problem || (pendingNote ? "waiting for consumers to receive it" : "as predicted");
+        cell.verdict.className = `verdict ${problem ? "bad" : pendingNote ? "muted" : "good"}`;
+      }
+    }
+  }
+
+  renderStats() {
+    const t = this.totals;
+    const rows = this.tbody.rows.length;
+    const parts = [
+      `published ${t.published}`, `delivered ${t.delivery}`, `acked ${t.ack}`, `nacked/rejected ${t.nack}`,
+      `returned ${t.returned}`, `unroutable ${t.unroutable}`, `prediction differs ${t.mismatch}`,
+      `· in view ${rows}/${this.cap}`, `dropped from view ${this.droppedFromView}`,
+    ];
+    if (this.paused) parts.push(`· paused (${this.pending.length} waiting)`);
+    this.statsNode.textContent = parts.join("  ");
+    this.emptyNode.hidden = rows > 0 || this.pending.length > 0;
+  }
+}

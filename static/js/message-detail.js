@@ -1,0 +1,91 @@
+// The detail view of one feed row: what happened, the properties, the headers, and the body as text,
+// pretty JSON or hex. Every value is set as text: a body of markup shows as markup, it never runs.
+import { el } from "./dom.js";
+
+const LAB_HEADERS = ["x-rabbitlens-id", "x-rabbitlens-published"];
+
+function facts(pairs) {
+  const list = el("dl", { class: "facts detail-facts" });
+  for (const [name, value] of pairs) {
+    if (value === undefined || value === null || value === "") continue;
+    list.append(el("dt", {}, name), el("dd", {}, typeof value === "object" ? JSON.stringify(value) : String(value)));
+  }
+  return list;
+}
+
+function section(title, ...children) {
+  return el("section", { class: "detail-section" }, el("h3", {}, title), ...children);
+}
+
+function bodyView(body) {
+  if (!body) return el("p", { class: "muted" }, "No body preview for this event.");
+  const views = [];
+  if (body.json !== null && body.json !== undefined) views.push(["JSON", body.json]);
+  if (body.text !== null && body.text !== undefined) views.push(["Text", body.text]);
+  views.push(["Hex", body.hex || ""]);
+  const pre = el("pre", { class: "body-pre", tabindex: "0" });
+  const tabs = el("div", { class: "body-tabs", role: "group", "aria-label": "Body view" });
+  const show = (index) => {
+    pre.textContent = views[index][1];
+    for (const [i, button] of [...tabs.children].entries()) button.setAttribute("aria-pressed", String(i === index));
+  };
+  for (const [index, [name]] of views.entries()) {
+    tabs.append(el("button", { type: "button", onclick: () => show(index) }, name));
+  }
+  show(0);
+  const note = `${body.size} bytes · ${body.kind}${body.truncated ? " · preview truncated" : ""}`;
+  return el("div", {}, el("div", { class: "body-bar" }, tabs, el("span", { class: "muted mono" }, note)), pre);
+}
+
+/** Fill `container` with the detail of one event (`kind`, its `data`, and what the feed knows of its lab id). */
+export function renderDetail(container, kind, data, message) {
+  const props = { ...(data.properties || {}) };
+  const headers = { ...(props.headers || {}) };
+  delete props.headers;
+  const labHeaders = {};
+  for (const name of LAB_HEADERS) {
+    if (name in headers) {
+      labHeaders[name] = headers[name];
+      delete headers[name];
+    }
+  }
+  const summary = [
+    ["event", kind],
+    ["lab id", data.id],
+    ["exchange", data.exchange === "" ? "(default exchange)" : data.exchange],
+    ["routing key", data.routing_key],
+  ];
+  if (kind === "delivery") {
+    summary.push(["queue", data.queue], ["consumer", data.consumer_id], ["delivery tag", data.delivery_tag],
+      ["redelivered", String(data.redelivered)], ["ack mode", data.ack],
+      ["publish → delivery", data.latency_ms === null ? null : `${data.latency_ms} ms`]);
+  } else if (kind === "published") {
+    summary.push(["confirmed", String(data.confirmed)], ["routed", String(data.routed)],
+      ["mandatory", String(data.mandatory)], ["size", `${data.size} bytes`]);
+    if (data.routed === false) {
+      summary.push(["outcome", data.mandatory ? "returned to the publisher (basic.return)" : "dropped by the broker: no queue took it"]);
+    }
+  } else if (kind === "returned") {
+    summary.push(["reply", `${data.reply_code} ${data.reply_text}`]);
+  }
+  const route = [];
+  if (message) {
+    const predicted = message.predicted;
+    route.push(["predicted", predicted ? (predicted.length ? predicted.join(", ") : "no queue") : "unknown (exchange not in the lab's topology)"]);
+    route.push(["delivered to", message.delivered.size ? [...message.delivered].sort().join(", ") : "none seen yet"]);
+    if (message.mismatch) route.push(["difference", "prediction and delivery differ"]);
+  }
+  const title = kind === "returned" ? "Returned message" : kind === "delivery" ? "Delivery" : "Published message";
+  const body = data.body || message?.published?.body || null;
+  container.replaceChildren(
+    el("p", { class: `detail-kind badge badge-${kind === "published" && data.routed === false ? "unroutable" : kind}` }, title),
+    facts(summary),
+    route.length ? section("Route", facts(route)) : "",
+    section("Properties", Object.keys(props).length ? facts(Object.entries(props)) : el("p", { class: "muted" }, "none set")),
+    section("Headers", Object.keys(headers).length
+      ? el("pre", { class: "body-pre small" }, JSON.stringify(headers, null, 2))
+      : el("p", { class: "muted" }, "no application headers")),
+    Object.keys(labHeaders).length ? section("Lab headers", facts(Object.entries(labHeaders))) : "",
+    section("Body", bodyView(body)),
+  );
+}
