@@ -171,6 +171,28 @@ class ViewLedger:
         view = self._clients.get(sid)
         return dict(view.dropped) if view else {}
 
+    def untold(self, ready: Iterable[str]) -> list[str]:
+        """The ``ready`` clients whose drop counts changed since they were last told."""
+        out = []
+        for sid in ready:
+            view = self._clients.get(sid)
+            if view is not None and {n: c for n, c in view.dropped.items() if c} != view.told:
+                out.append(sid)
+        return out
+
+    def notices(self, ready: Iterable[str], totals: dict[str, int]) -> list[Emit]:
+        """Event-less ``batch`` emits that tell ``ready`` clients their new drop counts (when traffic stopped
+        right after they were skipped, no later flush would carry them)."""
+        groups: dict[tuple[tuple[str, int], ...], list[str]] = {}
+        for sid in self.untold(ready):
+            view = self._clients[sid]
+            current = {name: n for name, n in view.dropped.items() if n}
+            view.told = current
+            groups.setdefault(tuple(sorted(current.items())), []).append(sid)
+        return [
+            Emit("batch", {"events": [], "dropped": dict(key), "totals": totals}, sids) for key, sids in groups.items()
+        ]
+
     def plan(self, flush: Flush, ready: Iterable[str], lagging: Iterable[str] = ()) -> list[Emit]:
         """The emits for ``flush``: ``ready`` clients get it, ``lagging`` ones have it counted as dropped.
 

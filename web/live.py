@@ -22,7 +22,9 @@ from rabbit.events import AdaptiveBatcher, Flush, ViewLedger
 log = logging.getLogger(__name__)
 
 # A client with more packets than this waiting in its send queue is skipped (its events count as dropped).
-CLIENT_BACKLOG_LIMIT = 4
+CLIENT_BACKLOG_LIMIT = 8
+# While idle, how often clients that were skipped are told their drop counts once they catch up.
+NOTICE_INTERVAL = 0.2
 NAMESPACE = "/"
 
 
@@ -114,7 +116,10 @@ class LiveHub:
                 with self._lock:
                     delay = self.batcher.delay()
                 if delay is None:
-                    self._wake.wait(1.0)
+                    if self._tell_drops():
+                        self._wake.wait(NOTICE_INTERVAL)  # a lagging client may catch up: try again soon
+                    else:
+                        self._wake.wait(1.0)
                     continue
                 if delay > 0:
                     self.socketio.sleep(delay)
@@ -146,6 +151,22 @@ class LiveHub:
             return ready, lagging
         except AttributeError:
             return None
+
+    def _tell_drops(self) -> bool:
+        """Send pending drop counts to clients that caught up; True while some client still lags behind."""
+        clients = self._clients()
+        if clients is None:
+            return False
+        ready, lagging = clients
+        with self._lock:
+            emits = self.ledger.notices(ready, dict(self.batcher.totals))
+            waiting = bool(self.ledger.untold(lagging))
+        for emit in emits:
+            try:
+                self.socketio.emit(emit.event, emit.data, to=emit.sids)
+            except Exception:
+                log.exception("emit of %s failed", emit.event)
+        return waiting
 
     def _deliver(self, flush: Flush) -> None:
         clients = self._clients()

@@ -254,3 +254,15 @@ def test_a_reconnected_client_starts_counting_again_and_gone_clients_are_forgott
     assert ledger.dropped("a") == {}
     ledger.plan(flush_of([("tap", 2)]), ready=["b"])
     assert ledger.sids() == ["b"]
+
+
+def test_a_client_skipped_by_the_last_flush_is_told_its_drops_once_it_catches_up():
+    ledger = ViewLedger()
+    ledger.plan(flush_of([("tap", 1), ("tap", 2)]), ready=["fast"], lagging=["slow"])
+    assert ledger.untold(["slow"]) == ["slow"]
+    notices = ledger.notices(["fast", "slow"], totals={"tap": 2})
+    assert [(n.event, n.sids, n.data["events"], n.data["dropped"]) for n in notices] == [
+        ("batch", ["slow"], [], {"tap": 2})
+    ]
+    assert ledger.notices(["fast", "slow"], totals={"tap": 2}) == [], "told once"
+    assert ledger.untold(["slow"]) == []

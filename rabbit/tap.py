@@ -1,0 +1,176 @@
+"""Taps: watch what an exchange routes without taking messages from anyone.
+
+A tap is an exclusive, auto-delete, server-named queue of its own, bound to the exchange, on a connection of
+its own (a :class:`~rabbit.connection.BrokerLink` that re-declares and re-binds after every reconnect),
+consumed with auto-ack. The application's own queues get their copies as before; the tap gets one more copy,
+which it turns into ``tap`` events for the injected ``on_event(name, payload)`` sink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pika
+import pika.exceptions as pex
+
+from rabbit.connection import BrokerLink
+from rabbit.errors import BrokerError, BrokerUnavailable
+from rabbit.properties import from_pika, json_safe
+
+log = logging.getLogger(__name__)
+
+LAB_ID_HEADER = "x-rabbitlens-id"
+TAP_PREVIEW_BYTES = 1024
+# Yield to the other greenlets (the live flusher, the web server) every so many messages of a flood.
+YIELD_EVERY = 64
+
+OnEvent = Callable[[str, dict[str, Any]], None]
+
+
+def preview_text(body: bytes, limit: int) -> tuple[str, str, bool]:
+    """(text, kind, truncated): the first ``limit`` bytes as UTF-8 text (kind ``text``), else as hex (``hex``)."""
+    head = body[:limit]
+    truncated = len(body) > limit
+    try:
+        return head.decode("utf-8"), "text", truncated
+    except UnicodeDecodeError as exc:
+        if truncated and exc.start >= len(head) - 3:  # a character cut at the limit
+            return head[: exc.start].decode("utf-8"), "text", truncated
+        return head.hex(" "), "hex", truncated
+
+
+class Tap:
+    """One tap: ``start()`` binds and consumes (raises :class:`BrokerError` / :class:`BrokerUnavailable`)."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        exchange: str,
+        binding_key: str = "",
+        arguments: dict[str, Any] | None = None,
+        *,
+        on_event: OnEvent,
+        on_change: Callable[[Tap], None] | None = None,
+        tap_id: str | None = None,
+        preview_bytes: int = TAP_PREVIEW_BYTES,
+    ) -> None:
+        self.id = tap_id or uuid.uuid4().hex[:8]
+        self.exchange = exchange
+        self.binding_key = binding_key
+        self.arguments = dict(arguments) if arguments else None
+        self.queue: str | None = None
+        self.state = "starting"
+        self.error: str | None = None
+        self.count = 0
+        self.created = time.time()
+        self._on_event = on_event
+        self._on_change = on_change
+        self._preview_bytes = preview_bytes
+        self._setup_error: Exception | None = None
+        self._setup_done = threading.Event()
+        self._link = BrokerLink(
+            amqp_url,
+            name=f"rabbitlens-tap-{self.id}",
+            on_connected=self._on_connected,
+            on_status=self._on_link_status,
+        )
+
+    # ----------------------------------------------------------------- control
+    def start(self, timeout: float = 10.0) -> Tap:
+        self._link.start()
+        if not self._setup_done.wait(timeout):
+            self.stop()
+            raise BrokerUnavailable(f"the tap on {self.exchange!r} could not connect within {timeout:g} s")
+        if self._setup_error is not None:
+            self.stop()
+            raise self._setup_error
+        return self
+
+    def stop(self) -> None:
+        """Close the tap's connection: the broker deletes its exclusive queue."""
+        if self.state != "stopped":
+            self.state = "stopped"
+            self._link.stop()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "exchange": self.exchange,
+            "binding_key": self.binding_key,
+            "arguments": json_safe(self.arguments) if self.arguments else None,
+            "queue": self.queue,
+            "state": self.state,
+            "error": self.error,
+            "count": self.count,
+            "created": self.created,
+        }
+
+    # ----------------------------------------------------------------- owner side
+    def _on_connected(self, connection: pika.BlockingConnection) -> None:
+        """Runs in the link's owner after every (re)connect: declare, bind, consume."""
+        try:
+            channel = connection.channel()
+            result = channel.queue_declare("", exclusive=True, auto_delete=True)
+            queue = result.method.queue
+            channel.queue_bind(queue, self.exchange, routing_key=self.binding_key, arguments=self.arguments)
+            channel.basic_consume(queue, self._on_message, auto_ack=True)
+        except pex.ChannelClosedByBroker as exc:
+            error = BrokerError.from_pika(exc)
+            self._setup_error = error
+            self.error = f"{error.code}: {error.message}"
+            self.state = "error"
+            self._setup_done.set()
+            self._changed()
+            return
+        self.queue = queue
+        self.error = None
+        self.state = "active"
+        self._setup_error = None
+        self._setup_done.set()
+        self._changed()
+
+    def _on_link_status(self, status: dict[str, Any]) -> None:
+        if self.state == "stopped":
+            return
+        if not status.get("connected") and self.state == "active":
+            self.state = "reconnecting"
+            self.error = status.get("error")
+            self._changed()
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            with contextlib.suppress(Exception):
+                self._on_change(self)
+
+    def _on_message(self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
+        self.count += 1
+        text, kind, truncated = preview_text(body, self._preview_bytes)
+        props = from_pika(properties)
+        headers = props.get("headers") or {}
+        lab_id = headers.get(LAB_ID_HEADER)
+        self._on_event(
+            "tap",
+            {
+                "tap_id": self.id,
+                "seq": self.count,
+                "exchange": method.exchange,
+                "routing_key": method.routing_key,
+                "redelivered": bool(method.redelivered),
+                "properties": props,
+                "headers": headers,
+                "body": text,
+                "body_kind": kind,
+                "body_size": len(body),
+                "body_truncated": truncated,
+                "lab_id": lab_id if isinstance(lab_id, str) else None,
+                "time": time.time(),
+            },
+        )
+        if self.count % YIELD_EVERY == 0:
+            time.sleep(0)  # under gevent: let the flusher and the web server run during a flood

@@ -1,0 +1,244 @@
+"""The firehose: every publish and every delivery in a vhost, as the broker reports them.
+
+With tracing on for a vhost, RabbitMQ copies each message published in it to ``amq.rabbitmq.trace`` with the
+routing key ``publish.<exchange>``, and each message delivered to a consumer with ``deliver.<queue>``, adding
+headers that say where it went (``routed_queues``, ``exchange_name``, ``routing_keys``, ``properties``,
+``connection``, ``channel``, ``user``, ``node``). :func:`parse_trace_message` turns one such copy into a
+``trace`` event (pure); :class:`Firehose` switches tracing on and off through the management API and consumes
+the copies from an exclusive queue on a connection of its own.
+
+The broker does not trace what is published to the trace exchange itself, so consuming the firehose makes no
+loop. It does trace the lab's own taps (each tapped message is one more ``deliver.<tap queue>``): a ``skip``
+predicate lets the caller leave those out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pika
+import pika.exceptions as pex
+
+from rabbit.connection import BrokerLink
+from rabbit.errors import BrokerError, BrokerUnavailable
+from rabbit.management import ManagementClient, ManagementUnavailable
+from rabbit.properties import json_safe
+from rabbit.tap import YIELD_EVERY, preview_text
+
+log = logging.getLogger(__name__)
+
+TRACE_EXCHANGE = "amq.rabbitmq.trace"
+TRACE_PREVIEW_BYTES = 4096
+
+OnEvent = Callable[[str, dict[str, Any]], None]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def parse_trace_message(
+    routing_key: str, headers: dict[str, Any] | None, body: bytes, received: float
+) -> dict[str, Any] | None:
+    """One message from ``amq.rabbitmq.trace`` as a ``trace`` event, or None if it is not a trace copy."""
+    kind, _, name = routing_key.partition(".")
+    if kind not in ("publish", "deliver"):
+        return None
+    headers = headers or {}
+    properties = json_safe(headers.get("properties") or {})
+    if not isinstance(properties, dict):
+        properties = {}
+    message_headers = properties.get("headers") or {}
+    routing_keys = headers.get("routing_keys") or []
+    if not isinstance(routing_keys, list):
+        routing_keys = [routing_keys]
+    routed = headers.get("routed_queues") or []
+    if not isinstance(routed, list):
+        routed = [routed]
+    text, body_kind, truncated = preview_text(body, TRACE_PREVIEW_BYTES)
+    return {
+        "kind": kind,
+        "exchange": _text(headers.get("exchange_name")) or "",
+        "routing_key": _text(routing_keys[0]) if routing_keys else "",
+        "routing_keys": [_text(k) for k in routing_keys],
+        "routed_queues": [_text(q) for q in routed],
+        "queue": name if kind == "deliver" else None,
+        "redelivered": bool(headers.get("redelivered")) if kind == "deliver" else None,
+        "properties": properties,
+        "headers": message_headers if isinstance(message_headers, dict) else {},
+        "correlation_id": _text(properties.get("correlation_id")),
+        "reply_to": _text(properties.get("reply_to")),
+        "body": text,
+        "body_kind": body_kind,
+        "body_truncated": truncated,
+        "body_size": len(body),
+        "connection": _text(headers.get("connection")),
+        "channel": headers.get("channel"),
+        "user": _text(headers.get("user")),
+        "node": _text(headers.get("node")),
+        "vhost": _text(headers.get("vhost")),
+        "time": received,
+    }
+
+
+class Firehose:
+    """Tracing for one vhost: on/off through the management API, and a consumer of the copies.
+
+    ``on_event("trace", event)`` gets each event; ``skip(event)`` returning True leaves one out (counted).
+    ``on_change(status)`` is called on every state change with :meth:`status`.
+    """
+
+    def __init__(
+        self,
+        amqp_url: str,
+        management: ManagementClient,
+        vhost: str,
+        *,
+        on_event: OnEvent,
+        skip: Callable[[dict[str, Any]], bool] | None = None,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.amqp_url = amqp_url
+        self.management = management
+        self.vhost = vhost
+        self._on_event = on_event
+        self._skip = skip
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._link: BrokerLink | None = None
+        self._setup_done = threading.Event()
+        self._setup_error: Exception | None = None
+        self.enabled = False
+        self.turned_on_by_lab = False
+        self.queue: str | None = None
+        self.count = 0
+        self.skipped = 0
+        self.error: str | None = None
+
+    # ----------------------------------------------------------------- control
+    def unavailable_reason(self) -> str | None:
+        """Why trace cannot run here (None when it can)."""
+        if self.management.available():
+            return None
+        return f"trace needs the management API at {self.management.base_url}, which does not answer"
+
+    def broker_tracing(self) -> bool | None:
+        """Whether the broker traces the vhost now (None when the management API cannot say)."""
+        from urllib.parse import quote
+
+        try:
+            info = self.management.get(f"/api/vhosts/{quote(self.vhost, safe='')}")
+        except ManagementUnavailable:
+            return None
+        return bool(info.get("tracing")) if isinstance(info, dict) else None
+
+    def enable(self, timeout: float = 10.0) -> dict[str, Any]:
+        with self._lock:
+            if self.enabled:
+                return self.status()
+            if not self.management.available(refresh=True):
+                raise ManagementUnavailable(
+                    f"trace needs the management API at {self.management.base_url}, which does not answer"
+                )
+            already = self.broker_tracing()
+            self._start_consumer(timeout)
+            if not already:
+                try:
+                    self.management.set_tracing(self.vhost, True)
+                except ManagementUnavailable:
+                    self._stop_consumer()
+                    raise
+                self.turned_on_by_lab = True
+            self.enabled = True
+            self.error = None
+        self._changed()
+        return self.status()
+
+    def disable(self) -> dict[str, Any]:
+        """Stop consuming; switch the broker's tracing off if the lab switched it on."""
+        with self._lock:
+            was = self.enabled
+            self.enabled = False
+            self._stop_consumer()
+            if self.turned_on_by_lab:
+                try:
+                    self.management.set_tracing(self.vhost, False)
+                    self.turned_on_by_lab = False
+                except ManagementUnavailable as exc:
+                    self.error = f"could not switch tracing off: {exc.message}"
+        if was:
+            self._changed()
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "vhost": self.vhost,
+            "queue": self.queue,
+            "events": self.count,
+            "skipped_own": self.skipped,
+            "turned_on_by_lab": self.turned_on_by_lab,
+            "error": self.error,
+        }
+
+    # ----------------------------------------------------------------- the consumer
+    def _start_consumer(self, timeout: float) -> None:
+        self._setup_done.clear()
+        self._setup_error = None
+        link = BrokerLink(self.amqp_url, name="rabbitlens-trace", on_connected=self._on_connected)
+        self._link = link
+        link.start()
+        if not self._setup_done.wait(timeout):
+            self._stop_consumer()
+            raise BrokerUnavailable(f"the trace consumer could not connect within {timeout:g} s")
+        if self._setup_error is not None:
+            self._stop_consumer()
+            raise self._setup_error
+
+    def _stop_consumer(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.stop()
+        self.queue = None
+
+    def _on_connected(self, connection: pika.BlockingConnection) -> None:
+        try:
+            channel = connection.channel()
+            queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
+            channel.queue_bind(queue, TRACE_EXCHANGE, routing_key="#")
+            channel.basic_consume(queue, self._on_message, auto_ack=True)
+        except pex.ChannelClosedByBroker as exc:
+            self._setup_error = BrokerError.from_pika(exc)
+            self.error = str(self._setup_error)
+            self._setup_done.set()
+            return
+        self.queue = queue
+        self._setup_done.set()
+        if self.enabled:  # a reconnect: say the queue changed
+            self._changed()
+
+    def _on_message(self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
+        event = parse_trace_message(method.routing_key, properties.headers, body, time.time())
+        if event is None:
+            return
+        if self._skip is not None and self._skip(event):
+            self.skipped += 1
+            return
+        self.count += 1
+        self._on_event("trace", event)
+        if self.count % YIELD_EVERY == 0:
+            time.sleep(0)
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            with contextlib.suppress(Exception):
+                self._on_change(self.status())
