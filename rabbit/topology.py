@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import pika.exceptions as pex
 
-from rabbit.errors import BrokerError, LabError
+from rabbit.errors import LabError
 
 log = logging.getLogger(__name__)
 
@@ -500,7 +500,8 @@ def probe(
 ) -> tuple[list[str], dict[str, tuple[int, int] | None]]:
     """Passive declares on a side channel (a 404 closes it; the link's own channel stays untouched).
 
-    Returns the exchanges that no longer exist and, per queue, ``(messages, consumers)`` or None if it is gone.
+    Returns the exchanges that no longer exist and, per queue, ``(messages, consumers)`` or None if it is gone
+    (a queue the probe could not read is left out).
     """
     connection = channel.connection
     side = connection.channel()
@@ -513,18 +514,18 @@ def probe(
             try:
                 side.exchange_declare(exchange=name, passive=True)
             except pex.ChannelClosedByBroker as exc:
-                if exc.reply_code != 404:
-                    raise BrokerError.from_pika(exc) from None
-                gone.append(name)
+                if exc.reply_code == 404:
+                    gone.append(name)
                 side = connection.channel()
         for name in queues:
             try:
                 ok = side.queue_declare(queue=name, passive=True)
                 counts[name] = (ok.method.message_count, ok.method.consumer_count)
             except pex.ChannelClosedByBroker as exc:
-                if exc.reply_code != 404:
-                    raise BrokerError.from_pika(exc) from None
-                counts[name] = None
+                # 404: gone. Anything else (e.g. 405 RESOURCE_LOCKED: someone re-made it exclusive): it exists, but
+                # this probe cannot read it; keep the last counts rather than fail the whole listing.
+                if exc.reply_code == 404:
+                    counts[name] = None
                 side = connection.channel()
     finally:
         if side.is_open:

@@ -151,6 +151,16 @@ def test_lab_listing_gives_exact_counts_and_forgets_what_others_deleted(shared_l
     assert unique("doomed") not in names(topology_of(shared_lab)["queues"])
 
 
+def test_lab_listing_survives_a_queue_someone_made_exclusive(shared_lab, made, amqp, unique):
+    made.queue(unique("taken"))
+    amqp.channel.queue_delete(unique("taken"))
+    amqp.channel.queue_declare(unique("taken"), exclusive=True)  # now locked to the test's connection
+    response = shared_lab.get("/api/topology")
+    assert response.status_code == 200, response.text
+    assert unique("taken") in names(response.json()["queues"])
+    assert_next_request_works(shared_lab, unique)
+
+
 def test_topology_with_management_shows_the_whole_vhost(managed_lab, managed_node, managed_made, unique):
     connection = pika.BlockingConnection(pika.URLParameters(managed_node.amqp_url))
     try:
