@@ -1,0 +1,59 @@
+"""The RPC panel in a real browser: start a server, call fib(30), see 832040 and its latency."""
+
+import re
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.broker]
+
+
+def test_start_a_server_and_call_fib_30(shared_lab, page, amqp, unique):
+    queue = unique("rpc-page")
+    amqp.queues.append(queue)
+    page.goto(shared_lab.base_url + "/#rpc")
+    panel = page.locator("section[data-panel=rpc][data-ready=true]")
+    panel.wait_for(state="visible")
+    assert page.get_by_role("tab", name="RPC").get_attribute("aria-selected") == "true"
+    try:
+        panel.get_by_label("Queue", exact=True).fill(queue)
+        panel.get_by_role("button", name="Start server").click()
+        server_row = panel.locator("#rpc-servers tr")
+        server_row.first.wait_for()
+        page.wait_for_function("document.querySelector('#rpc-servers tr td:nth-child(3)')?.textContent === 'serving'")
+
+        panel.get_by_label("n", exact=True).fill("30")
+        panel.get_by_label("n", exact=True).press("Enter")  # Enter submits
+        result = panel.locator('#rpc-call-result [data-field="result"]')
+        result.wait_for(state="visible")
+        assert result.inner_text() == "832040"
+        latency = panel.locator('#rpc-call-result [data-field="latency"]').inner_text()
+        assert re.fullmatch(r"\d+(\.\d+)? (ms|s)", latency), latency
+        server_id = server_row.first.locator("td").first.inner_text()
+        assert panel.locator('#rpc-call-result [data-field="server"]').inner_text() == server_id
+
+        row = panel.locator("#rpc-timeline li.rt-ok").first
+        row.wait_for()
+        assert "fib(30) → 832040" in row.inner_text()
+        page.wait_for_function(
+            "[...document.querySelectorAll('#rpc-servers td.handled')].some(td => td.textContent === '1')"
+        )
+
+        # an error is shown from the API's message, and coloured in the timeline
+        panel.get_by_label("n", exact=True).fill("100001")
+        panel.get_by_role("button", name="Call", exact=True).click()
+        error = panel.locator("#rpc-call-error")
+        error.wait_for(state="visible")
+        assert "n must be <= 100000" in error.inner_text()
+        panel.locator("#rpc-timeline li.rt-error").first.wait_for()
+
+        panel.get_by_label("Calls", exact=True).fill("300")
+        panel.get_by_role("button", name="Run burst").click()
+        summary = panel.locator("#rpc-burst-summary")
+        summary.wait_for(state="visible")
+        assert "p99" in summary.inner_text()
+        page.screenshot(path="/tmp/rpc.png", full_page=True)
+        assert page.js_errors == []
+    finally:
+        for server in shared_lab.get("/api/rpc/servers").json()["servers"]:
+            if server["queue"] == queue:
+                shared_lab.delete(f"/api/rpc/servers/{server['id']}?kill=1")
