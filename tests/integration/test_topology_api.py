@@ -13,6 +13,8 @@ import pika
 import pytest
 import socketio
 
+from rabbit.connection import BrokerLink
+from rabbit.topology import Topology, queue_record
 from tests.conftest import LabServer, wait_until
 
 pytestmark = pytest.mark.broker
@@ -151,14 +153,26 @@ def test_lab_listing_gives_exact_counts_and_forgets_what_others_deleted(shared_l
     assert unique("doomed") not in names(topology_of(shared_lab)["queues"])
 
 
-def test_lab_listing_survives_a_queue_someone_made_exclusive(shared_lab, made, amqp, unique):
-    made.queue(unique("taken"))
-    amqp.channel.queue_delete(unique("taken"))
-    amqp.channel.queue_declare(unique("taken"), exclusive=True)  # now locked to the test's connection
-    response = shared_lab.get("/api/topology")
-    assert response.status_code == 200, response.text
-    assert unique("taken") in names(response.json()["queues"])
-    assert_next_request_works(shared_lab, unique)
+def test_lab_listing_survives_a_queue_locked_by_another_connection(broker_url, amqp, unique):
+    """A passive declare of a queue another connection holds exclusively fails with 405, not 404: the listing
+    keeps the queue and still answers (driven without a lab server, so no poll races the setup)."""
+    link = BrokerLink(broker_url, name="rl-test-topology").start()
+    try:
+        assert link.wait_connected(10)
+        topology = Topology(link)
+        topology.declare_queue(unique("taken"))
+        amqp.channel.queue_delete(unique("taken"))
+        amqp.channel.queue_declare(unique("taken"), exclusive=True)  # now locked to the test's connection
+        amqp.channel.queue_declare(unique("free"))
+        amqp.queues.append(unique("free"))
+        topology.registry.add_queue(queue_record(unique("free")))
+        snapshot = topology.lab_snapshot()
+        assert unique("taken") in names(snapshot["queues"])
+        assert unique("free") in names(snapshot["queues"])
+        topology.declare_queue(unique("after"))  # the link's own channel was never touched
+        amqp.queues.append(unique("after"))
+    finally:
+        link.stop()
 
 
 def test_topology_with_management_shows_the_whole_vhost(managed_lab, managed_node, managed_made, unique):
