@@ -368,6 +368,11 @@ def _header_checks(binding_args: Mapping[str, Any] | None, headers: Mapping[str,
 def headers_match(binding_args: Mapping[str, Any] | None, headers: Mapping[str, Any] | None) -> bool:
     """Whether a headers-exchange binding with ``binding_args`` takes a message with ``headers``."""
     mode, checks, _ = _header_checks(binding_args, headers)
+    return _decide(mode, checks)
+
+
+def _decide(mode: str, checks: list[dict[str, Any]]) -> bool:
+    """``all``: every compared argument matches (so none at all matches); ``any``: at least one does."""
     if mode.startswith("all"):
         return all(c["ok"] for c in checks)
     return any(c["ok"] for c in checks)
@@ -375,7 +380,7 @@ def headers_match(binding_args: Mapping[str, Any] | None, headers: Mapping[str, 
 
 def explain_headers(binding_args: Mapping[str, Any] | None, headers: Mapping[str, Any] | None) -> dict[str, Any]:
     mode, checks, ignored = _header_checks(binding_args, headers)
-    matched = all(c["ok"] for c in checks) if mode.startswith("all") else any(c["ok"] for c in checks)
+    matched = _decide(mode, checks)
     given = "x-match" in (binding_args or {})
     label = f"x-match {mode}" if given else "x-match not given (so all)"
     good = sum(c["ok"] for c in checks)
