@@ -31,3 +31,43 @@ def test_connections_closed_by_the_server_are_reopened(private_node, lab_factory
         assert after["greenlets"] <= before["greenlets"] + 2
     finally:
         client.disconnect()
+
+
+def management_channels(node) -> list[dict]:
+    import requests
+
+    return requests.get(
+        f"http://127.0.0.1:{node.management_port}/api/channels", auth=("guest", "guest"), timeout=10
+    ).json()
+
+
+def test_hundreds_of_channel_errors_leak_no_channel_thread_or_greenlet(managed_node, lab_factory, unique):
+    lab = lab_factory(managed_node.amqp_url, managed_node.management_url)
+    exchange = unique("ex")
+    assert lab.post("/api/exchanges", {"name": exchange, "type": "direct"}).status_code == 201
+    # Warm up: one error of each kind, so that lazily created objects exist before the baseline.
+    lab.post("/api/exchanges", {"name": exchange, "type": "fanout"})
+    lab.post(f"/api/queues/{unique('missing')}/purge")
+    wait_until(lambda: len(management_channels(managed_node)) > 0, message="channels listed")
+    channels_before = len(management_channels(managed_node))
+    before = lab.get("/api/stats").json()["process"]
+
+    codes = []
+    for i in range(150):
+        codes.append(lab.post("/api/exchanges", {"name": exchange, "type": "fanout"}).status_code)
+        codes.append(lab.post(f"/api/queues/{unique('missing')}-{i}/purge").status_code)
+    assert codes.count(409) == 150
+    assert codes.count(404) == 150
+
+    assert lab.post("/api/queues", {"name": unique("after"), "auto_delete": True}).status_code == 201
+    after = lab.get("/api/stats").json()["process"]
+    assert after["threads"] <= before["threads"]
+    assert after["greenlets"] <= before["greenlets"] + 2
+    assert after["open_fds"] <= before["open_fds"] + 2
+    # Management statistics lag a little: allow it to settle, then the count must not have grown.
+    wait_until(
+        lambda: len(management_channels(managed_node)) <= channels_before,
+        timeout=15,
+        message="no growth in open channels",
+    )
+    lab.delete(f"/api/exchanges/{exchange}")
