@@ -27,7 +27,7 @@ from typing import Any
 from rabbit.errors import LabError
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_SERVERS = 16
+MAX_SERVERS = 8
 
 
 @dataclass
