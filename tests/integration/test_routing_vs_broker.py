@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import decimal
 import itertools
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -35,9 +36,12 @@ PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
 # --------------------------------------------------------------------------- the broker side
 
 
+Message = tuple[str, str, dict[str, Any]]  # (exchange, routing key, headers)
+
+
 @dataclass
 class Lab:
-    """One pika connection; declares a throw-away exchange with queues per example and removes them."""
+    """One pika connection; declares a throw-away topology per example, publishes, and removes it again."""
 
     connection: pika.BlockingConnection
     channel: Any = None
@@ -48,47 +52,43 @@ class Lab:
             self.channel = self.connection.channel()
         return self.channel
 
-    def run(
+    def check(
         self,
-        exchange_type: str,
-        bindings: list[tuple[int, str, dict[str, Any]]],
-        messages: list[tuple[str, dict[str, Any]]],
-        queue_count: int,
+        exchanges: list[ExchangeInfo],
+        queues: list[str],
+        bindings: list[BindingInfo],
+        messages: list[Message],
         *,
         counter: str,
         publish_headers: Callable[[dict[str, Any]], dict[str, Any]] = lambda h: h,
     ) -> None:
-        """Bind, publish, collect; assert the engine's queue set equals the broker's for every message."""
-        token = uuid.uuid4().hex[:10]
-        exchange = f"rl-test-routing-{exchange_type}-{token}"
-        queues = [f"rl-test-routing-q{i}-{token}" for i in range(queue_count)]
+        """Declare, publish, collect; assert the engine's queue set equals the broker's for every message."""
         channel = self.fresh_channel()
         try:
-            channel.exchange_declare(exchange, exchange_type, auto_delete=False)
+            for x in exchanges:
+                channel.exchange_declare(x.name, x.type, arguments=dict(x.arguments) or None)
             for name in queues:
                 channel.queue_declare(name, exclusive=True)
-            for queue_index, key, args in bindings:
-                channel.queue_bind(queues[queue_index], exchange, routing_key=key, arguments=args or None)
-            delivered = self._publish_and_collect(channel, exchange, queues, messages, publish_headers)
+            for b in bindings:
+                bind = channel.queue_bind if b.destination_type == "queue" else channel.exchange_bind
+                bind(b.destination, b.source, routing_key=b.routing_key, arguments=dict(b.arguments) or None)
+            delivered = self._publish_and_collect(channel, queues, messages, publish_headers)
         finally:
-            self._cleanup(exchange, queues)
+            self._cleanup(exchanges, queues)
 
-        exchanges = [ExchangeInfo(exchange, exchange_type)]
-        infos = [BindingInfo(exchange, queues[q], "queue", key, args) for q, key, args in bindings]
-        for index, (key, headers) in enumerate(messages):
-            predicted = route(exchanges, infos, exchange, key, headers).queues
+        for index, (exchange, key, headers) in enumerate(messages):
+            predicted = route(exchanges, bindings, exchange, key, headers).queues
             got = delivered.get(index, Counter())
             assert all(n == 1 for n in got.values()), f"a queue got more than one copy of message {index}: {got}"
-            assert set(predicted) == set(got), _disagreement(bindings, queues, key, headers, predicted, got)
+            assert set(predicted) == set(got), _disagreement(exchanges, bindings, messages[index], predicted, got)
             assert len(predicted) == len(set(predicted))
             self.decisions[counter] += 1
 
     def _publish_and_collect(
         self,
         channel: Any,
-        exchange: str,
         queues: list[str],
-        messages: list[tuple[str, dict[str, Any]]],
+        messages: list[Message],
         publish_headers: Callable[[dict[str, Any]], dict[str, Any]],
     ) -> dict[int, Counter]:
         delivered: dict[int, Counter] = defaultdict(Counter)
@@ -104,30 +104,54 @@ class Lab:
 
         for name in queues:
             tags[channel.basic_consume(name, on_message, auto_ack=True)] = name
-        for index, (key, headers) in enumerate(messages):
+        for index, (exchange, key, headers) in enumerate(messages):
             props = pika.BasicProperties(headers=publish_headers(headers)) if headers else None
             channel.basic_publish(exchange, key, str(index).encode(), props)
         for name in queues:
             channel.basic_publish("", name, END)
-        deadline = DRAIN_TIMEOUT
-        while len(ended) < len(queues) and deadline > 0:
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while len(ended) < len(queues) and time.monotonic() < deadline:
             self.connection.process_data_events(time_limit=0.05)
-            deadline -= 0.05
         assert len(ended) == len(queues), "the end markers did not all come back"
         for tag in tags:
             channel.basic_cancel(tag)
         return delivered
 
-    def _cleanup(self, exchange: str, queues: list[str]) -> None:
+    def _cleanup(self, exchanges: list[ExchangeInfo], queues: list[str]) -> None:
         for name in queues:
             self.fresh_channel().queue_delete(name)
-        self.fresh_channel().exchange_delete(exchange)
+        for x in exchanges:
+            self.fresh_channel().exchange_delete(x.name)
 
 
-def _disagreement(bindings, queues, key, headers, predicted, got) -> str:
-    lines = [f"engine {sorted(predicted)} != broker {sorted(got)} for key {key!r} headers {headers!r}"]
-    lines += [f"  {queues[q]} <- {k!r} {a!r}" for q, k, a in bindings]
+def _disagreement(exchanges, bindings, message, predicted, got) -> str:
+    exchange, key, headers = message
+    lines = [f"engine {sorted(predicted)} != broker {sorted(got)} for {exchange!r} key {key!r} headers {headers!r}"]
+    lines += [f"  exchange {x.name} {x.type} {dict(x.arguments)}" for x in exchanges]
+    lines += [
+        f"  {b.source} -> {b.destination} ({b.destination_type}) {b.routing_key!r} {b.arguments!r}" for b in bindings
+    ]
     return "\n".join(lines)
+
+
+def _names(kind: str, count: int) -> list[str]:
+    token = uuid.uuid4().hex[:10]
+    return [f"rl-test-routing-{kind}{i}-{token}" for i in range(count)]
+
+
+def one_exchange(
+    lab: Lab,
+    exchange_type: str,
+    queue_count: int,
+    bindings: list[tuple[int, str, dict[str, Any]]],
+    messages: list[tuple[str, dict[str, Any]]],
+    **kwargs: Any,
+) -> None:
+    """One exchange of ``exchange_type`` with ``queue_count`` queues bound by (queue index, key, arguments)."""
+    [exchange] = _names(exchange_type, 1)
+    queues = _names("q", queue_count)
+    infos = [BindingInfo(exchange, queues[q], "queue", key, args) for q, key, args in bindings]
+    lab.check([ExchangeInfo(exchange, exchange_type)], queues, infos, [(exchange, k, h) for k, h in messages], **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +208,7 @@ def test_topic_routing_agrees_with_the_broker(lab: Lab) -> None:
     @example(case=EDGE_CASE)
     def check(case: tuple[int, list[tuple[int, str, dict]], list[str]]) -> None:
         queue_count, bindings, keys = case
-        lab.run("topic", bindings, [(k, {}) for k in keys], queue_count, counter="topic")
+        one_exchange(lab, "topic", queue_count, bindings, [(k, {}) for k in keys], counter="topic")
 
     check()
     assert lab.decisions["topic"] >= MIN_DECISIONS, lab.decisions
@@ -284,14 +308,98 @@ def test_headers_routing_agrees_with_the_broker(lab: Lab) -> None:
     def check(case: tuple[int, list[tuple[int, str, dict]], list[dict]]) -> None:
         queue_count, bindings, headers = case
         messages = [("", h) for h in headers]
-        lab.run(
+        one_exchange(
+            lab,
             "headers",
+            queue_count,
             bindings,
             messages,
-            queue_count,
             counter="headers",
             publish_headers=lambda h: {k: _publishable(v) for k, v in h.items()},
         )
 
     check()
     assert lab.decisions["headers"] >= MIN_DECISIONS, lab.decisions
+
+
+# --------------------------------------------------------------------------- exchange graphs
+ROUTE_KEYS = ["", "a", "b", "a.b", "b.a", "c"]
+BIND_KEYS = ["", "a", "b", "a.b", "*", "#", "a.*", "#.b"]
+GRAPH_ARGS: list[dict[str, Any]] = [
+    {},
+    {"k": "a"},
+    {"x-match": "any", "k": "b", "j": "a"},
+    {"x-match": "any", "BCC": ["a"]},  # the broker strips BCC before any exchange sees the headers
+    {"CC": ["b"]},
+]
+GRAPH_HEADERS: list[dict[str, Any]] = [
+    {},
+    {"k": "a"},
+    {"j": "a"},
+    {"CC": ["b"]},
+    {"BCC": ["a"]},
+    {"CC": ["a", "c"], "BCC": ["b"]},
+    {"k": "b", "CC": []},
+]
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> tuple[list[ExchangeInfo], list[str], list[BindingInfo], list[Message]]:
+    """A few exchanges of all four types bound to each other (cycles too), alternate exchanges, some missing."""
+    n_x, n_q = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    names = _names("x", n_x + 1)  # the last one is never declared: a missing destination or alternate
+    queues = _names("q", n_q)
+    exchanges = []
+    for name in names[:n_x]:
+        kind = draw(st.sampled_from(["direct", "fanout", "topic", "headers"]))
+        alternate = draw(st.one_of(st.none(), st.sampled_from(names)))
+        exchanges.append(ExchangeInfo(name, kind, {"alternate-exchange": alternate} if alternate else {}))
+    bindings = []
+    for _ in range(draw(st.integers(0, 10))):
+        source = draw(st.sampled_from(names[:n_x]))
+        to_queue = draw(st.booleans())
+        destination = draw(st.sampled_from(queues if to_queue else names[:n_x]))
+        key, args = draw(st.sampled_from(BIND_KEYS)), draw(st.sampled_from(GRAPH_ARGS))
+        bindings.append(BindingInfo(source, destination, "queue" if to_queue else "exchange", key, args))
+    messages = draw(
+        st.lists(
+            st.tuples(st.sampled_from(names[:n_x]), st.sampled_from(ROUTE_KEYS), st.sampled_from(GRAPH_HEADERS)),
+            min_size=30,
+            max_size=30,
+        )
+    )
+    return exchanges, queues, bindings, messages
+
+
+def _cc_bcc_graph() -> tuple[list[ExchangeInfo], list[str], list[BindingInfo], list[Message]]:
+    """A headers and a direct exchange, each binding on its own queue, and every CC/BCC header of GRAPH_HEADERS."""
+    headers_x, direct_x = _names("x", 2)
+    queues = _names("q", 6)
+    bindings = [
+        BindingInfo(headers_x, queues[0], "queue", "", {"x-match": "any", "BCC": ["a"]}),
+        BindingInfo(headers_x, queues[1], "queue", "", {"CC": ["b"]}),
+        BindingInfo(headers_x, queues[2], "queue", "", {"x-match": "any", "CC": ["a", "c"], "BCC": ["b"]}),
+        BindingInfo(direct_x, queues[3], "queue", "a"),
+        BindingInfo(direct_x, queues[4], "queue", "b"),
+        BindingInfo(direct_x, queues[5], "queue", "c"),
+    ]
+    messages = [(x, key, h) for x in (headers_x, direct_x) for key in ("", "a") for h in GRAPH_HEADERS]
+    return [ExchangeInfo(headers_x, "headers"), ExchangeInfo(direct_x, "direct")], queues, bindings, messages
+
+
+def test_exchange_graphs_with_alternates_and_cc_agree_with_the_broker(lab: Lab) -> None:
+    @settings(
+        derandomize=False,
+        deadline=None,
+        max_examples=40,
+        phases=PHASES,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(case=graphs())
+    @example(case=_cc_bcc_graph())
+    def check(case: tuple[list[ExchangeInfo], list[str], list[BindingInfo], list[Message]]) -> None:
+        exchanges, queues, bindings, messages = case
+        lab.check(exchanges, queues, bindings, messages, counter="graph")
+
+    check()
+    assert lab.decisions["graph"] >= 1000, lab.decisions
