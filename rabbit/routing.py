@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rabbit.errors import LabError
+from rabbit.errors import InvalidInput, LabError
 
 DEFAULT_EXCHANGE = ""
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
@@ -443,9 +443,9 @@ def _routing_keys(routing_key: str, headers: Mapping[str, Any]) -> tuple[list[st
             continue
         value = headers[name]
         if not isinstance(value, list | tuple):
-            raise LabError(
-                f"the broker refuses a message whose {name} header is not an array (PRECONDITION_FAILED)",
-                code="INVALID",
+            raise InvalidInput(
+                f"the {name} header must be an array of routing keys: the broker refuses this message "
+                f"(PRECONDITION_FAILED - invalid message: unacceptable_type_in_header {name})"
             )
         extra = [v for v in value if isinstance(v, str)]
         keys.extend(extra)
