@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 
@@ -22,10 +23,10 @@ def test_start_a_server_and_call_fib_30(shared_lab, page, amqp, unique):
         page.wait_for_function("document.querySelector('#rpc-servers tr td:nth-child(3)')?.textContent === 'serving'")
 
         panel.get_by_label("n", exact=True).fill("30")
+        assert panel.locator("#rpc-call-result").is_hidden()  # nothing shown before the first reply
         panel.get_by_label("n", exact=True).press("Enter")  # Enter submits
         result = panel.locator('#rpc-call-result [data-field="result"]')
-        result.wait_for(state="visible")
-        assert result.inner_text() == "832040"
+        expect(result).to_have_text("832040")
         latency = panel.locator('#rpc-call-result [data-field="latency"]').inner_text()
         assert re.fullmatch(r"\d+(\.\d+)? (ms|s)", latency), latency
         server_id = server_row.first.locator("td").first.inner_text()
@@ -41,16 +42,14 @@ def test_start_a_server_and_call_fib_30(shared_lab, page, amqp, unique):
         # an error is shown from the API's message, and coloured in the timeline
         panel.get_by_label("n", exact=True).fill("100001")
         panel.get_by_role("button", name="Call", exact=True).click()
-        error = panel.locator("#rpc-call-error")
-        error.wait_for(state="visible")
-        assert "n must be <= 100000" in error.inner_text()
+        expect(panel.locator("#rpc-call-error")).to_contain_text("n must be <= 100000 (got 100001)")
+        assert panel.locator("#rpc-call-result").is_hidden()
         panel.locator("#rpc-timeline li.rt-error").first.wait_for()
 
         panel.get_by_label("Calls", exact=True).fill("300")
         panel.get_by_role("button", name="Run burst").click()
-        summary = panel.locator("#rpc-burst-summary")
-        summary.wait_for(state="visible")
-        assert "p99" in summary.inner_text()
+        expect(panel.locator("#rpc-burst-summary")).to_contain_text("p99")
+        expect(panel.locator("#rpc-burst-summary")).to_contain_text("300")
         page.screenshot(path="/tmp/rpc.png", full_page=True)
         assert page.js_errors == []
     finally:
