@@ -216,6 +216,11 @@ function flash(section, text) {
 }
 
 // ------------------------------------------------------------------ forms
+/** Clear a field after a successful submit, unless the user already typed something new into it. */
+function clearIfUnchanged(input, submitted) {
+  if (input.value === submitted) input.value = "";
+}
+
 function intOrUndefined(value) {
   if (value === "" || value === null || value === undefined) return undefined;
   const n = Number(value);
@@ -225,21 +230,36 @@ function intOrUndefined(value) {
 function wireForm(section, form, build, submit) {
   const errorNode = $(".form-error", form);
   const button = $("button[type=submit]", form);
+  let pending = 0;
+  let latest = 0;
+  // The button is never disabled while a request runs: a quick second Enter (the next name typed already) must
+  // not be swallowed. Declares are idempotent, so overlapping submits are harmless.
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    busy(button, true);
+    const mine = ++latest; // only the newest submit may set or clear the error shown
+    pending += 1;
+    button.classList.add("is-busy");
+    form.setAttribute("aria-busy", "true");
     try {
       const body = build(new FormData(form));
       const result = await submit(body);
-      showError(errorNode, null);
-      form.dataset.last = "ok";
+      if (mine === latest) {
+        showError(errorNode, null);
+        form.dataset.last = "ok";
+      }
       return result;
     } catch (error) {
-      showError(errorNode, error);
-      form.dataset.last = "error";
+      if (mine === latest) {
+        showError(errorNode, error);
+        form.dataset.last = "error";
+      }
       return null;
     } finally {
-      busy(button, false);
+      pending -= 1;
+      if (!pending) {
+        button.classList.remove("is-busy");
+        form.removeAttribute("aria-busy");
+      }
     }
   });
   // Editing clears a stale error.
@@ -258,7 +278,7 @@ function initForms(section) {
   }, async (body) => {
     const made = await api("POST", "/api/exchanges", body);
     flash(section, `Declared ${made.type} exchange ${made.name}`);
-    $("#exchange-name", section).value = "";
+    clearIfUnchanged($("#exchange-name", section), body.name);
     return made;
   });
 
@@ -275,7 +295,7 @@ function initForms(section) {
   }, async (body) => {
     const made = await api("POST", "/api/queues", body);
     flash(section, `Declared queue ${made.name}`);
-    $("#queue-name", section).value = "";
+    clearIfUnchanged($("#queue-name", section), body.name);
     return made;
   });
 
@@ -300,7 +320,7 @@ function initForms(section) {
   }, async (body) => {
     const made = await api("POST", "/api/bindings", body);
     flash(section, `Bound ${made.destination} to ${exchangeLabel(made.source)}`);
-    $("#binding-key", section).value = "";
+    clearIfUnchanged($("#binding-key", section), body.routing_key);
     return made;
   });
 }

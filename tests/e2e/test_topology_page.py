@@ -25,8 +25,9 @@ def open_panel(page, lab):
 
 
 def submit(form):
-    """Submit with the keyboard (Enter in the last text field), as a user would."""
+    """Submit with the keyboard (Enter in the last text field), as a user would, and wait for the answer."""
     form.locator("input:not([type=checkbox])").last.press("Enter")
+    form.page.wait_for_function("(form) => !form.hasAttribute('aria-busy')", arg=form.element_handle())
 
 
 def test_declare_bind_and_explain_the_tutorial_topic_example(shared_lab, page, unique, cleanup):
