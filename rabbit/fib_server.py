@@ -98,6 +98,7 @@ class FibServer:
         self._unacked: list[int] = []
         self._ack_scheduled = False
         self._busy_until = 0.0
+        self._backoff = 0.5
         self._stopping = False
         self._last_printed: dict[str, Any] | None = None
         self._last_written: dict[str, Any] | None = None
@@ -106,7 +107,7 @@ class FibServer:
     # ------------------------------------------------------------------ running
     def run(self) -> int:
         """Serve until stopped (SIGTERM/SIGINT or :meth:`request_stop`); reconnect with backoff if the broker goes."""
-        backoff = 0.5
+        self._backoff = 0.5
         while not self._stopping:
             params = pika.URLParameters(self.amqp_url)
             params.client_properties = {"connection_name": f"fib-server {self.server_id}", "product": "RabbitLens"}
@@ -123,11 +124,11 @@ class FibServer:
                 break
             self.stats["reconnects"] += 1
             self._set_state("reconnecting")
-            log.warning("%s: reconnecting in %.1fs", self.server_id, backoff)
-            deadline = time.monotonic() + backoff
+            log.warning("%s: reconnecting in %.1fs", self.server_id, self._backoff)
+            deadline = time.monotonic() + self._backoff
             while not self._stopping and time.monotonic() < deadline:
                 time.sleep(0.05)
-            backoff = min(backoff * 2, BACKOFF_MAX_S)
+            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
         self._set_state("stopped")
         self._write_status(force=True)
         self._print_stats(force=True)
@@ -192,6 +193,7 @@ class FibServer:
             self.queue, self.on_request, auto_ack=False, consumer_tag=f"{self.server_id}-{time.monotonic_ns()}"
         )
         self.stats["error"] = None
+        self._backoff = 0.5  # connected and consuming: a later drop starts the backoff over
         self._set_state("serving")
         log.info("%s: awaiting RPC requests on %s (prefetch %d)", self.server_id, self.queue, self.prefetch)
 

@@ -188,6 +188,7 @@ class RpcClient:
         self._timer: Any = None
         self._timer_at: float | None = None
         self._burst_seq = 0
+        self._was_ready = False
         self.orphans = 0
         self._status: dict[str, Any] = {
             "state": "connecting",
@@ -349,8 +350,9 @@ class RpcClient:
             self._fail_everything()
             if self._stopping.is_set():
                 break
-            if self._status["state"] == "connected":
+            if self._was_ready:  # it worked before this drop: start the backoff over
                 backoff = self._backoff_initial
+                self._was_ready = False
             self._set_status(state="reconnecting", callback_queue=None)
             self._status["reconnects"] += 1
             self._wake.wait(backoff)
@@ -399,6 +401,7 @@ class RpcClient:
 
     def _on_consuming(self, _frame: Any) -> None:
         self._ready.set()
+        self._was_ready = True
         self._set_status(state="connected", callback_queue=self._callback_queue, error=None)
         log.info("%s: ready (callback queue %s)", self.name, self._callback_queue)
 
