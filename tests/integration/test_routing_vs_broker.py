@@ -61,8 +61,11 @@ class Lab:
         *,
         counter: str,
         publish_headers: Callable[[dict[str, Any]], dict[str, Any]] = lambda h: h,
-    ) -> None:
-        """Declare, publish, collect; assert the engine's queue set equals the broker's for every message."""
+    ) -> list[set[str]]:
+        """Declare, publish, collect; assert the engine's queue set equals the broker's for every message.
+
+        Returns the set of queues the broker delivered each message to.
+        """
         channel = self.fresh_channel()
         try:
             for x in exchanges:
@@ -83,6 +86,7 @@ class Lab:
             assert set(predicted) == set(got), _disagreement(exchanges, bindings, messages[index], predicted, got)
             assert len(predicted) == len(set(predicted))
             self.decisions[counter] += 1
+        return [set(delivered.get(index, ())) for index in range(len(messages))]
 
     def _publish_and_collect(
         self,
@@ -146,12 +150,17 @@ def one_exchange(
     bindings: list[tuple[int, str, dict[str, Any]]],
     messages: list[tuple[str, dict[str, Any]]],
     **kwargs: Any,
-) -> None:
-    """One exchange of ``exchange_type`` with ``queue_count`` queues bound by (queue index, key, arguments)."""
+) -> list[set[int]]:
+    """One exchange of ``exchange_type`` with ``queue_count`` queues bound by (queue index, key, arguments).
+
+    Returns, per message, the indexes of the queues the broker delivered it to.
+    """
     [exchange] = _names(exchange_type, 1)
     queues = _names("q", queue_count)
     infos = [BindingInfo(exchange, queues[q], "queue", key, args) for q, key, args in bindings]
-    lab.check([ExchangeInfo(exchange, exchange_type)], queues, infos, [(exchange, k, h) for k, h in messages], **kwargs)
+    messages_ = [(exchange, k, h) for k, h in messages]
+    delivered = lab.check([ExchangeInfo(exchange, exchange_type)], queues, infos, messages_, **kwargs)
+    return [{queues.index(q) for q in got} for got in delivered]
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +203,22 @@ def topic_cases(draw: st.DrawFn) -> tuple[int, list[tuple[int, str, dict]], list
     )
     extra = draw(st.lists(odd_keys, max_size=20))  # longer keys, with '*' and '#' as literal words
     return queue_count, [(q, k, {}) for q, k in bindings], ALL_SHORT_KEYS + extra
+
+
+def test_broker_empty_key_has_no_words_and_empty_pattern_matches_only_it(lab: Lab) -> None:
+    patterns = ["", "*", "#", "*.*"]
+    keys = ["", ".", "a"]
+    got = one_exchange(
+        lab, "topic", 4, [(i, p, {}) for i, p in enumerate(patterns)], [(k, {}) for k in keys], counter="named"
+    )
+    by_key = {key: {patterns[i] for i in queues} for key, queues in zip(keys, got, strict=True)}
+    assert by_key == {"": {"", "#"}, ".": {"#", "*.*"}, "a": {"*", "#"}}
+
+
+def test_broker_headers_any_with_nothing_to_compare_never_matches(lab: Lab) -> None:
+    args = [{}, {"x-match": "any"}, {"x-match": "any", "x-a": 1}, {"x-match": "all-with-x", "x-a": 1}]
+    got = one_exchange(lab, "headers", 4, [(i, "", a) for i, a in enumerate(args)], [("", {"x-a": 1})], counter="named")
+    assert got == [{0, 3}]
 
 
 def test_topic_routing_agrees_with_the_broker(lab: Lab) -> None:
@@ -291,7 +316,7 @@ EDGE_HEADERS_CASE = (len(EDGE_ARGS), [(i, "", a) for i, a in enumerate(EDGE_ARGS
 def headers_cases(draw: st.DrawFn) -> tuple[int, list[tuple[int, str, dict]], list[dict]]:
     queue_count = draw(st.integers(2, 6))
     bindings = draw(st.lists(st.tuples(st.integers(0, queue_count - 1), binding_args()), min_size=1, max_size=10))
-    headers = draw(st.lists(message_headers, min_size=100, max_size=130))
+    headers = draw(st.lists(message_headers, min_size=110, max_size=130))
     return queue_count, [(q, "", args) for q, args in bindings], headers
 
 

@@ -452,6 +452,7 @@ def test_headers_boolean_never_equals_a_number():
 
 def test_headers_numbers_compare_by_value_whatever_their_width():
     assert headers_match({"a": 2**40}, {"a": 2**40})
+    assert not headers_match({"a": 2**40}, {"a": 0})  # a 64-bit long is not cut to 32 bits
     assert headers_match({"a": 1}, {"a": 1.0})  # Erlang's == : a double equals an integer of the same value
 
 
@@ -687,7 +688,7 @@ def test_cc_header_adds_routing_keys():
 
 
 def test_cc_on_the_default_exchange_reaches_each_named_queue_once():
-    assert route([], [], "", "q1", {"CC": ["q2", "q1"]}).queues == ["q1", "q2"]
+    assert route([], [], "", "q1", {"CC": ["q2", "q3", "q1"]}).queues == ["q1", "q2", "q3"]
 
 
 def test_cc_items_that_are_not_strings_are_skipped():
