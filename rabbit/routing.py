@@ -465,7 +465,7 @@ def _route_default(result: RouteResult, keys: list[str], queues: set[str] | None
                 "consumer, not to a queue"
             )
             continue
-        exists = queues is None or key in queues
+        exists = key != "" and (queues is None or key in queues)  # no queue has the empty name
         text = (
             f"the default exchange delivers to the queue named {_quote(key)}"
             if exists
@@ -521,6 +521,11 @@ def route(
                 f"{_quote(current.name)} has the plugin type {_quote(current.type)}: its routing is not predicted"
             )
             continue
+        if current.type == "topic" and routing_key == "":
+            result.notes.append(
+                "the routing key is empty, so it has no words: on a topic exchange only '#'-only binding keys "
+                "and the empty binding key match it"
+            )
         for binding in by_source.get(current.name, []):
             if current.type == "fanout":
                 explanation = _explain_fanout()
@@ -555,6 +560,7 @@ def route(
             work.append((by_name[name], (*via, name)))
     if not result.queues:
         result.notes.append("no queue takes the message: the broker drops it (or returns it if published mandatory)")
+    result.notes = list(dict.fromkeys(result.notes))
     return result
 
 

@@ -374,6 +374,23 @@ def test_default_exchange_assumes_the_queue_exists_when_queues_are_unknown():
     assert route([], [], "", "anything").queues == ["anything"]
 
 
+def test_default_exchange_with_the_empty_key_reaches_no_queue():
+    assert route([], [], "", "").queues == []
+
+
+def test_empty_key_on_a_topic_exchange_gets_a_note():
+    result = route([ExchangeInfo("x", "topic")], [to_queue("x", "q", "#")], "x", "")
+    assert result.queues == ["q"]
+    assert any("has no words" in note for note in result.notes)
+
+
+def test_notes_are_not_repeated():
+    exchanges = [ExchangeInfo("a", "fanout"), ExchangeInfo("b", "fanout")]
+    bindings = [to_exchange("a", "b"), to_exchange("b", "a"), to_exchange("b", "a", "again"), to_exchange("a", "a")]
+    notes = route(exchanges, bindings, "a", "").notes
+    assert len(notes) == len(set(notes))
+
+
 def test_default_exchange_ignores_listed_bindings_of_the_default_exchange():
     listed = [to_queue("", "orders", "orders"), to_queue("", "other", "other")]
     assert route([], listed, "", "orders", queues=["orders", "other"]).queues == ["orders"]
