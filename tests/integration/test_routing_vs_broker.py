@@ -80,7 +80,7 @@ class Lab:
             self._cleanup(exchanges, queues)
 
         for index, (exchange, key, headers) in enumerate(messages):
-            predicted = route(exchanges, bindings, exchange, key, headers).queues
+            predicted = route(exchanges, bindings, exchange, key, headers, queues=queues).queues
             got = delivered.get(index, Counter())
             assert all(n == 1 for n in got.values()), f"a queue got more than one copy of message {index}: {got}"
             assert set(predicted) == set(got), _disagreement(exchanges, bindings, messages[index], predicted, got)
@@ -370,7 +370,8 @@ GRAPH_HEADERS: list[dict[str, Any]] = [
 
 @st.composite
 def graphs(draw: st.DrawFn) -> tuple[list[ExchangeInfo], list[str], list[BindingInfo], list[Message]]:
-    """A few exchanges of all four types bound to each other (cycles too), alternate exchanges, some missing."""
+    """A few exchanges of all four types bound to each other (cycles too), alternate exchanges, some missing;
+    messages to them and to the default exchange, some with CC/BCC keys."""
     n_x, n_q = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     names = _names("x", n_x + 1)  # the last one is never declared: a missing destination or alternate
     queues = _names("q", n_q)
@@ -393,6 +394,9 @@ def graphs(draw: st.DrawFn) -> tuple[list[ExchangeInfo], list[str], list[Binding
             max_size=30,
         )
     )
+    default_keys = st.sampled_from([*queues, "", "rl-test-routing-no-such-queue"])
+    cc = st.lists(default_keys, max_size=3).map(lambda names: {"CC": names})
+    messages += draw(st.lists(st.tuples(st.just(""), default_keys, st.one_of(st.just({}), cc)), max_size=6))
     return exchanges, queues, bindings, messages
 
 
