@@ -1,0 +1,330 @@
+// The watch panel: taps (a private queue bound to an exchange) and the firehose trace, each with a live feed
+// that keeps the newest rows, exact totals (received + dropped from this page's view), pause and filter.
+// Everything from the broker goes in as text.
+import { $, el, setText } from "./dom.js";
+import { droppedCount, on, onDropped, onLinkChange } from "./socket.js";
+
+const CAP = 200; // rows kept in each feed
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new Error(data?.error?.message || `${response.status} ${response.statusText}`);
+  return data;
+}
+
+function clock(seconds) {
+  const d = seconds ? new Date(seconds * 1000) : new Date();
+  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+
+function oneLine(text, max = 120) {
+  if (text === null || text === undefined) return "";
+  const flat = String(text).replace(/\s+/g, " ").trim();
+  if (!flat) return "‹empty›";
+  return flat.length > max ? flat.slice(0, max) + "…" : flat;
+}
+
+function pretty(value) {
+  return JSON.stringify(value ?? {}, null, 2);
+}
+
+/** A capped, pausable, filterable list of live events with exact totals. */
+class LiveFeed {
+  constructor({ list, stats, filter, pause, clear, eventName, render, match, label }) {
+    Object.assign(this, { list, stats, eventName, render, match, label });
+    this.items = []; // newest last, at most CAP
+    this.fresh = []; // arrived since the last paint
+    this.received = 0;
+    this.heldWhilePaused = 0;
+    this.paused = false;
+    this.filterText = "";
+    this.scheduled = false;
+    filter.addEventListener("input", () => {
+      this.filterText = filter.value.trim().toLowerCase();
+      this.rebuild();
+    });
+    pause.addEventListener("click", () => {
+      this.paused = !this.paused;
+      pause.setAttribute("aria-pressed", String(this.paused));
+      pause.textContent = this.paused ? "Resume" : "Pause";
+      this.heldWhilePaused = 0;
+      if (!this.paused) this.rebuild();
+      this.renderStats();
+    });
+    clear.addEventListener("click", () => {
+      this.items = [];
+      this.fresh = [];
+      this.rebuild();
+    });
+    this.renderStats();
+  }
+
+  add(data) {
+    this.received += 1;
+    this.items.push(data);
+    if (this.items.length > CAP) this.items.splice(0, this.items.length - CAP);
+    if (this.paused) {
+      this.heldWhilePaused += 1;
+    } else {
+      this.fresh.push(data);
+      if (this.fresh.length > CAP) this.fresh.splice(0, this.fresh.length - CAP);
+    }
+    this.schedule();
+  }
+
+  visible(data) {
+    return !this.filterText || this.match(data).toLowerCase().includes(this.filterText);
+  }
+
+  schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.paint();
+    });
+  }
+
+  paint() {
+    if (!this.paused && this.fresh.length) {
+      const rows = this.fresh.filter((d) => this.visible(d)).map((d) => this.render(d));
+      this.fresh = [];
+      this.list.prepend(...rows.reverse());
+      while (this.list.children.length > CAP) this.list.lastElementChild.remove();
+      this.list.classList.toggle("empty", this.list.children.length === 0);
+    }
+    this.renderStats();
+  }
+
+  rebuild() {
+    this.fresh = [];
+    const rows = this.items.filter((d) => this.visible(d)).map((d) => this.render(d));
+    this.list.replaceChildren(...rows.reverse());
+    this.list.classList.toggle("empty", rows.length === 0);
+    this.renderStats();
+  }
+
+  renderStats() {
+    const dropped = droppedCount(this.eventName);
+    const total = this.received + dropped;
+    const parts = [`${total.toLocaleString()} ${this.label}`];
+    if (dropped) parts.push(`${dropped.toLocaleString()} dropped from this view under load (not from the broker)`);
+    parts.push(`showing the newest ${Math.min(this.list.children.length, CAP)}`);
+    if (this.filterText) parts.push(`filter "${this.filterText}"`);
+    if (this.paused) parts.push(`paused: ${this.heldWhilePaused.toLocaleString()} new since`);
+    setText(this.stats, parts.join(" · "));
+  }
+}
+
+function details(summaryText, sections) {
+  return el("details", { class: "row-details" }, el("summary", {}, summaryText),
+    ...sections.map(([title, text]) => el("div", {}, el("span", { class: "muted" }, title),
+      el("pre", {}, text))));
+}
+
+// ---------------------------------------------------------------------- taps
+function renderTapEvent(e) {
+  return el("li", { class: "feed-row" },
+    el("div", { class: "row-head" },
+      el("time", { class: "muted" }, clock(e.time)),
+      el("span", { class: "exchange" }, e.exchange || "(default)"),
+      el("span", { class: "arrow", "aria-hidden": "true" }, "→"),
+      el("code", { class: "rk" }, e.routing_key || "‹empty key›"),
+      e.redelivered ? el("span", { class: "badge warn" }, "redelivered") : null,
+      e.lab_id ? el("span", { class: "badge" }, `lab ${e.lab_id}`) : null),
+    el("div", { class: "row-body" }, e.body_kind === "hex" ? `hex: ${oneLine(e.body)}` : oneLine(e.body),
+      el("span", { class: "muted" }, ` · ${e.body_size} B`)),
+    details("properties, headers, body", [
+      ["properties", pretty(e.properties)],
+      ["headers", pretty(e.headers)],
+      [e.body_truncated ? "body (first bytes)" : "body", e.body ?? ""],
+    ]));
+}
+
+function setupTaps(section) {
+  const form = $("#tap-form", section);
+  const status = $("#tap-form-status", section);
+  const list = $("#tap-list", section);
+  const seen = new Map(); // tap id -> events seen by this page
+  let taps = [];
+
+  const feed = new LiveFeed({
+    list: $("#tap-feed", section), stats: $("#tap-stats", section), filter: $("#tap-filter", section),
+    pause: $("#tap-pause", section), clear: $("#tap-clear", section), eventName: "tap", label: "tapped messages",
+    render: renderTapEvent,
+    match: (e) => `${e.exchange} ${e.routing_key} ${e.body ?? ""} ${e.lab_id ?? ""}`,
+  });
+
+  function renderTaps() {
+    list.replaceChildren(...taps.map((tap) => {
+      const remove = el("button", { type: "button", class: "small", "aria-label": `Remove the tap on ${tap.exchange}` },
+        "Remove");
+      remove.addEventListener("click", async () => {
+        remove.disabled = true;
+        try {
+          await api("DELETE", `/api/taps/${encodeURIComponent(tap.id)}`);
+        } catch (error) {
+          setText(status, error.message);
+          remove.disabled = false;
+        }
+      });
+      return el("li", { class: "tap-item", dataset: { tap: tap.id, state: tap.state } },
+        el("div", {},
+          el("strong", {}, tap.exchange || "(default)"),
+          el("span", { class: "muted" }, " key "), el("code", {}, tap.binding_key || "‹empty›"),
+          tap.arguments ? el("code", { class: "muted" }, ` ${JSON.stringify(tap.arguments)}`) : null),
+        el("div", { class: "muted small-text" },
+          `${tap.state} · ${(seen.get(tap.id) || 0).toLocaleString()} seen here · queue `,
+          el("code", {}, tap.queue || "—"), tap.error ? el("span", { class: "bad" }, ` · ${tap.error}`) : null),
+        remove);
+    }));
+    list.classList.toggle("empty", taps.length === 0);
+  }
+
+  let countsScheduled = false;
+  on("tap", (e) => {
+    seen.set(e.tap_id, (seen.get(e.tap_id) || 0) + 1);
+    feed.add(e);
+    if (!countsScheduled) {
+      countsScheduled = true;
+      setTimeout(() => { countsScheduled = false; renderTaps(); }, 500);
+    }
+  });
+  on("taps", (list) => { taps = list; renderTaps(); });
+  onDropped(() => feed.renderStats());
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const f = form.elements;
+    const body = { exchange: f.exchange.value.trim(), binding_key: f.binding_key.value };
+    if (!body.exchange) {
+      setText(status, "Name the exchange to tap.");
+      f.exchange.focus();
+      return;
+    }
+    const args = f.arguments.value.trim();
+    if (args) {
+      try {
+        body.arguments = JSON.parse(args);
+      } catch (error) {
+        setText(status, `Arguments: not valid JSON (${error.message})`);
+        return;
+      }
+    }
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    setText(status, "Adding…");
+    try {
+      const tap = await api("POST", "/api/taps", body);
+      setText(status, `Tapping ${tap.exchange} (queue ${tap.queue}).`);
+    } catch (error) {
+      setText(status, error.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  api("GET", "/api/taps").then((list) => { taps = list; renderTaps(); }).catch(() => {});
+}
+
+// ---------------------------------------------------------------------- trace
+function renderTraceEvent(e) {
+  const routed = e.routed_queues || [];
+  const head = e.kind === "publish"
+    ? [el("span", { class: "exchange" }, e.exchange || "(default)"), el("span", { class: "muted" }, " key "),
+      el("code", { class: "rk" }, e.routing_key || "‹empty›"), el("span", { class: "arrow", "aria-hidden": "true" }, " → "),
+      routed.length ? el("span", { class: "queues" }, routed.join(", "))
+        : el("span", { class: "badge warn" }, "routed to no queue")]
+    : [el("span", { class: "queues" }, e.queue), el("span", { class: "muted" }, " ← "),
+      el("span", { class: "exchange" }, e.exchange || "(default)"), el("span", { class: "muted" }, " key "),
+      el("code", { class: "rk" }, e.routing_key || "‹empty›"),
+      e.redelivered ? el("span", { class: "badge warn" }, "redelivered") : null];
+  return el("li", { class: `feed-row trace-${e.kind}` },
+    el("div", { class: "row-head" },
+      el("time", { class: "muted" }, clock(e.time)),
+      el("span", { class: `badge kind-${e.kind}` }, e.kind),
+      ...head),
+    el("div", { class: "row-body" }, oneLine(e.body),
+      el("span", { class: "muted" }, ` · ${e.body_size} B · ${e.user ?? "?"} · ${e.connection ?? ""}`),
+      e.correlation_id ? el("span", { class: "muted" }, ` · correlation ${e.correlation_id}`) : null),
+    details("properties, headers, body", [
+      ["properties", pretty(e.properties)],
+      ["headers", pretty(e.headers)],
+      [e.body_truncated ? "body (first 4 KiB)" : "body", e.body ?? ""],
+    ]));
+}
+
+function setupTrace(section) {
+  const button = $("#trace-switch", section);
+  const state = $("#trace-state", section);
+  const reason = $("#trace-reason", section);
+  const kind = $("#trace-kind", section);
+  let current = null;
+  let busy = false;
+
+  const feed = new LiveFeed({
+    list: $("#trace-feed", section), stats: $("#trace-stats", section), filter: $("#trace-filter", section),
+    pause: $("#trace-pause", section), clear: $("#trace-clear", section), eventName: "trace", label: "trace events",
+    render: renderTraceEvent,
+    match: (e) => `${e.kind} ${e.exchange} ${e.routing_key} ${e.queue ?? ""} ${(e.routed_queues || []).join(" ")}`,
+  });
+  const baseVisible = feed.visible.bind(feed);
+  feed.visible = (e) => (!kind.value || e.kind === kind.value) && baseVisible(e);
+  kind.addEventListener("change", () => feed.rebuild());
+
+  function show(status) {
+    current = status;
+    button.setAttribute("aria-checked", String(Boolean(status.enabled)));
+    button.disabled = busy;
+    section.querySelector("#trace-card").dataset.state = status.enabled ? "on" : "off";
+    if (status.enabled) {
+      setText(state, `On for vhost ${status.vhost} (the lab's own tap deliveries are left out)`);
+    } else if (status.available === false) {
+      setText(state, "Unavailable");
+    } else {
+      setText(state, `Off (vhost ${status.vhost})`);
+    }
+    const why = status.enabled ? status.error : status.reason || status.error;
+    reason.hidden = !why;
+    setText(reason, why || "");
+  }
+
+  button.addEventListener("click", async () => {
+    if (busy || !current) return;
+    busy = true;
+    button.disabled = true;
+    setText(state, current.enabled ? "Switching off…" : "Switching on…");
+    try {
+      show(await api("POST", "/api/trace", { enabled: !current.enabled }));
+    } catch (error) {
+      reason.hidden = false;
+      setText(reason, error.message);
+      setText(state, current.enabled ? "On" : "Off");
+    } finally {
+      busy = false;
+      button.disabled = false;
+    }
+  });
+
+  on("trace", (e) => feed.add(e));
+  on("trace_status", (status) => show({ ...current, ...status }));
+  onDropped(() => feed.renderStats());
+  const refresh = () => api("GET", "/api/trace").then(show).catch((error) => {
+    reason.hidden = false;
+    setText(reason, error.message);
+  });
+  onLinkChange((link) => { if (link === "online") refresh(); });
+  // While trace is unavailable, look again now and then: the management API may come (back).
+  setInterval(() => { if (current && !current.enabled && current.available === false) refresh(); }, 15000);
+}
+
+export function init(section) {
+  setupTaps(section);
+  setupTrace(section);
+}
