@@ -127,6 +127,9 @@ class FibServer:
             log.warning("%s: reconnecting in %.1fs", self.server_id, self._backoff)
             deadline = time.monotonic() + self._backoff
             while not self._stopping and time.monotonic() < deadline:
+                if self._parent_gone():
+                    log.warning("%s: the process that started me is gone: stopping", self.server_id)
+                    self._stopping = True
                 time.sleep(0.05)
             self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
         self._set_state("stopped")
@@ -291,12 +294,15 @@ class FibServer:
         if conn is None or conn.is_closed:
             return
         self._write_status()
-        if self.parent_pid and os.getppid() != self.parent_pid and not self._stopping:
+        if self._parent_gone() and not self._stopping:
             log.warning("%s: the process that started me (pid %d) is gone: stopping", self.server_id, self.parent_pid)
             self._begin_stop()
         if time.monotonic() - self._last_print_at >= STDOUT_INTERVAL_S:
             self._print_stats()
         conn.ioloop.call_later(STATUS_INTERVAL_S, self._tick)
+
+    def _parent_gone(self) -> bool:
+        return bool(self.parent_pid) and os.getppid() != self.parent_pid
 
     def _snapshot(self) -> dict[str, Any]:
         return {**self.stats, "time": time.time()}

@@ -6,6 +6,7 @@ The client side runs here with real threads (no gevent patching); the app runs i
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -342,3 +343,50 @@ def test_a_slow_reply_times_out_and_then_arrives_as_a_late_orphan(tutorial_serve
     timeouts = [p for name, p in client.events if name == "rpc_timeout"]
     assert len(timeouts) == 1 and timeouts[0]["consumers"] == 1
     assert client.status["pending"] == 0
+
+
+# ----------------------------------------------------------------------------- no orphans
+PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-m", "rabbit.fib_server", "--amqp-url", sys.argv[1], "--queue", sys.argv[2],
+                          "--status-file", sys.argv[3], "--parent-pid", str(__import__("os").getpid())],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(child.pid, flush=True)
+sys.stdin.read()  # live until the test closes our stdin
+"""
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("broker", ["reachable", "unreachable"])
+def test_a_server_stops_when_the_lab_that_started_it_is_gone(broker_url, tmp_path, amqp, unique, broker):
+    from rabbit.localnode import free_port_block
+
+    queue = unique("orphan")
+    amqp.queues.append(queue)
+    url = broker_url if broker == "reachable" else f"amqp://guest:guest@127.0.0.1:{free_port_block(59900, 1)}/%2F"
+    status = tmp_path / "status.json"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, url, queue, str(status)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    child = int(parent.stdout.readline())
+    try:
+        if broker == "reachable":
+            wait_until(
+                lambda: json.loads(status.read_text() or "{}").get("state") == "serving" if status.exists() else 0
+            )
+        else:
+            wait_until(lambda: status.exists() and json.loads(status.read_text()).get("state") == "reconnecting")
+        assert pid_alive(child)
+        parent.stdin.close()
+        parent.wait(10)
+        wait_until(lambda: not pid_alive(child), timeout=15, message="the orphaned server to stop")
+    finally:
+        if pid_alive(child):
+            os.kill(child, 9)
