@@ -257,3 +257,25 @@ def test_the_rpc_client_and_servers_survive_a_broker_restart(private_node, lab_f
         assert reply["result"] == "21", reply
     finally:
         lab.delete(f"/api/rpc/servers/{slow['id']}?kill=1")
+
+
+def test_a_new_browser_gets_the_client_state_servers_and_recent_calls(shared_lab, servers):
+    [server] = servers()
+    reply = shared_lab.post("/api/rpc/call", {"n": 12, "queue": servers.queue}).json()
+    status = shared_lab.get("/api/rpc/status").json()
+    assert status["client"]["state"] == "connected" and status["client"]["callback_queue"].startswith("amq.gen-")
+    assert {"event": "rpc_reply", "cid": reply["correlation_id"]} in [
+        {"event": item["event"], "cid": item["data"]["correlation_id"]} for item in status["timeline"]
+    ]
+    states = []
+    client = socketio.Client(reconnection=False)
+    client.on("rpc_state", states.append)
+    client.connect(shared_lab.base_url, transports=["websocket"])
+    try:
+        wait_until(lambda: states, message="rpc_state on connect")
+        state = states[0]
+        assert state["client"]["state"] == "connected"
+        assert server["id"] in [s["id"] for s in state["servers"]]
+        assert reply["correlation_id"] in [item["data"]["correlation_id"] for item in state["timeline"]]
+    finally:
+        client.disconnect()
