@@ -95,15 +95,22 @@ class RpcService:
         self._inspector_lock = threading.Lock()
         self._bursts = threading.BoundedSemaphore(MAX_CONCURRENT_BURSTS)
         self._stopping = False
-        self.watch = lab.services.get("watch")
-        self.inspecting = hasattr(self.watch, "add_trace_listener")
-        if self.inspecting:
-            self.watch.add_trace_listener(self._on_trace)
+        self.watch: Any = None
+        self.inspecting = False
+
+    def attach_watch(self) -> bool:
+        """Listen to the firehose of the watch area, if it is there (whatever order the areas started in)."""
+        if not self.inspecting:
+            watch = self.lab.services.get("watch")
+            if hasattr(watch, "add_trace_listener"):
+                self.watch, self.inspecting = watch, True
+                watch.add_trace_listener(self._on_trace)
+                self.lab.hub.socketio.start_background_task(self._expire_loop)
+        return self.inspecting
 
     def start(self) -> None:
         self.client.start()
-        if self.inspecting:
-            self.lab.hub.socketio.start_background_task(self._expire_loop)
+        self.attach_watch()
 
     def stop(self) -> None:
         self._stopping = True
@@ -136,6 +143,7 @@ class RpcService:
                 self.lab.hub.publish("rpc_roundtrip", trip)
 
     def inspect(self) -> dict[str, Any]:
+        self.attach_watch()
         with self._inspector_lock:
             snapshot = self.inspector.snapshot(time.time())
         trace = None
