@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import engineio
 import pika
 import requests
 import socketio
@@ -128,6 +129,19 @@ def run_publisher(
     return process, out
 
 
+PER_PUBLISHER = 4000  # msg/s one paced publisher process is asked for, at most (one pika process tops out near 10k)
+
+
+def run_paced(url: str, exchange: str, rate: float, duration: float) -> tuple[int, float]:
+    """Publish at ``rate`` msg/s for ``duration`` s from as many processes as it takes; (sent, elapsed)."""
+    count = max(1, -(-int(rate) // PER_PUBLISHER))
+    runs = [run_publisher(url, exchange, "", rate / count, duration) for _ in range(count)]
+    results = [out.get(timeout=duration + 60) for _, out in runs]
+    for process, _ in runs:
+        process.join()
+    return sum(sent for sent, _ in results), max(elapsed for _, elapsed in results)
+
+
 def fill_queue(url: str, queue: str, count: int) -> float:
     """Publish ``count`` 64-byte messages into ``queue``; returns the publish rate."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
@@ -164,6 +178,24 @@ def drain_queue(url: str, queue: str, count: int, out) -> None:
 
 
 # --------------------------------------------------------------------------- the browser side
+class InOrderEngineIOClient(engineio.Client):
+    """Handles each message in the reading thread, like a browser's single JS thread.
+
+    python-engineio's client starts a thread per incoming message by default: under a flood those threads pile
+    up without bound, contend for the GIL, lose the order and starve the ping/pong (the client then drops the
+    connection). In order, a slow client pushes back through TCP, which is what the server must cope with.
+    """
+
+    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class InOrderClient(socketio.Client):
+    def _engineio_client_class(self) -> type[engineio.Client]:
+        return InOrderEngineIOClient
+
+
 @dataclass
 class BrowserClient:
     """A python-socketio client counting one tap's events (single or batched) and their latency."""
@@ -172,14 +204,22 @@ class BrowserClient:
     tap_id: str = ""
     received: int = 0
     dropped: int = 0
+    queue: str = ""  # count `delivery` events of this queue (a lab consumer's path)
+    deliveries: int = 0
+    deliveries_dropped: int = 0
+    first_delivery: float = 0.0
+    last_delivery: float = 0.0
     latencies: list[float] = field(default_factory=list)
     measure_latency: bool = False
     last_receipt: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.sio = socketio.Client(reconnection=False)
+        # websocket-client checks UTF-8 in pure Python (one loop turn per byte) unless told not to: a browser
+        # does it natively, so the stand-in skips it rather than measure that loop.
+        self.sio = InOrderClient(reconnection=False, websocket_extra_options={"skip_utf8_validation": True})
         self.sio.on("tap", self._on_tap)
+        self.sio.on("delivery", self._on_delivery)
         self.sio.on("batch", self._on_batch)
         self.sio.connect(self.base_url, transports=["websocket"], wait_timeout=10)
 
@@ -197,10 +237,25 @@ class BrowserClient:
     def _on_tap(self, data: dict[str, Any]) -> None:
         self._count([data])
 
+    def _count_deliveries(self, events: list[dict[str, Any]]) -> None:
+        now = time.perf_counter()
+        mine = sum(1 for data in events if data.get("queue") == self.queue)
+        if mine:
+            with self.lock:
+                if not self.deliveries:
+                    self.first_delivery = now
+                self.deliveries += mine
+                self.last_delivery = now
+
+    def _on_delivery(self, data: dict[str, Any]) -> None:
+        self._count_deliveries([data])
+
     def _on_batch(self, batch: dict[str, Any]) -> None:
         self._count([item["data"] for item in batch["events"] if item["event"] == "tap"])
+        self._count_deliveries([item["data"] for item in batch["events"] if item["event"] == "delivery"])
         with self.lock:
             self.dropped = batch["dropped"].get("tap", 0)
+            self.deliveries_dropped = batch["dropped"].get("delivery", 0)
 
     def reset(self, measure_latency: bool = False) -> tuple[int, int]:
         with self.lock:
@@ -224,6 +279,20 @@ def stalled_client(base_url: str) -> websocket.WebSocket:
     ws.send("40")
     ws.recv()
     return ws
+
+
+def raw_counting_consumer(url: str, queue: str, counter, ready) -> None:
+    """Raw pika, auto-ack: count every message of ``queue`` into a shared counter until killed."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+
+    def on_message(ch, method, properties, body) -> None:
+        with counter.get_lock():
+            counter.value += 1
+
+    channel.basic_consume(queue, on_message, auto_ack=True)
+    ready.set()
+    channel.start_consuming()
 
 
 def raw_latency_consumer(url: str, queue: str, count: int, out) -> None:
@@ -277,6 +346,7 @@ class Bench:
         channel = connection.channel()
         channel.exchange_declare(self.exchange, "fanout")
         raw_queue = f"rl-bench-raw-{self.token}"
+        self.results["load"] = {"start": os.getloadavg()}
         self.start_server()
         client = None
         try:
@@ -286,19 +356,25 @@ class Bench:
                 "server_version"
             ]
             self.latency(channel, client)
+            self.results["load"]["after_latency"] = os.getloadavg()
             self.throughput(channel, client, raw_queue)
+            self.results["load"]["after_throughput"] = os.getloadavg()
+            connection.close()
             self.memory(client)
+            self.results["load"]["end"] = os.getloadavg()
         finally:
             if client is not None:
                 client.close()
             if self.server is not None:
                 self.server.terminate()
                 self.server.wait(10)
-            channel = connection.channel()
+            # The first connection idled through the flood (missed heartbeats): clean up on a fresh one.
+            cleanup = pika.BlockingConnection(pika.URLParameters(self.url))
+            channel = cleanup.channel()
             channel.queue_delete(raw_queue)
             channel.queue_delete(f"rl-bench-lat-{self.token}")
             channel.exchange_delete(self.exchange)
-            connection.close()
+            cleanup.close()
         return self.results
 
     # 1. latency at 100 msg/s, lab and raw pika from the same publishes
@@ -354,12 +430,24 @@ class Bench:
         ladder = [2000, 4000, 6000, 8000, 10000, 12500, 15000, 17500, 20000, 25000, 30000, 35000, 40000, 50000]
         steps = []
         best = 0.0
+        # Raw pika side by side: the same paced publishers into an exchange of its own, a raw consumer process.
+        raw_exchange = f"{self.exchange}-raw"
+        channel.exchange_declare(raw_exchange, "fanout", auto_delete=True)
+        channel.queue_bind(raw_queue, raw_exchange)
+        counter, ready = ctx.Value("q", 0), ctx.Event()
+        raw_consumer = ctx.Process(target=raw_counting_consumer, args=(self.url, raw_queue, counter, ready))
+        raw_consumer.start()
+        ready.wait(30)
         for rate in ladder:
+            before = counter.value
+            raw_sent, raw_elapsed = run_paced(self.url, raw_exchange, rate, step)
+            deadline = time.monotonic() + 3.0
+            while counter.value - before < raw_sent and time.monotonic() < deadline:
+                time.sleep(0.02)
+            raw_step = {"achieved": raw_sent / raw_elapsed, "exact": counter.value - before == raw_sent}
             base, dropped0 = client.reset()
             cpu0 = cpu_seconds(self.server.pid)
-            publisher, pub_out = run_publisher(self.url, self.exchange, "", rate, step)
-            sent, elapsed = pub_out.get(timeout=step + 60)
-            publisher.join()
+            sent, elapsed = run_paced(self.url, self.exchange, rate, step)
             achieved = sent / elapsed
             deadline = time.monotonic() + 3.0
             while client.received - base + client.dropped - dropped0 < sent and time.monotonic() < deadline:
@@ -379,16 +467,21 @@ class Bench:
                     "dropped": dropped,
                     "exact": exact,
                     "server_cpu": cpu,
+                    "raw_achieved": raw_step["achieved"],
+                    "raw_exact": raw_step["exact"],
                 }
             )
             self.say(
-                f"  {rate:>6}/s: published {sent} at {achieved:,.0f}/s, received {received}, dropped {dropped}, "
-                f"server CPU {cpu:.0%}"
+                f"  {rate:>6}/s: raw {raw_step['achieved']:,.0f}/s exact={raw_step['exact']}; lab published {sent} "
+                f"at {achieved:,.0f}/s, received {received}, dropped {dropped}, server CPU {cpu:.0%}"
             )
             if exact:
                 best = max(best, achieved)
             if not exact or not publisher_kept_up:
                 break
+        raw_consumer.kill()
+        raw_consumer.join()
+        drain = self.lab_drain(channel, client, count)
         # Let the tap's queue drain before the next phase.
         time.sleep(2.0)
         self.results["throughput"] = {
@@ -399,7 +492,37 @@ class Bench:
             "best": best,
             "ratio": best / raw_rate if raw_rate else float("nan"),
             "limited_by_publisher": bool(steps) and steps[-1]["exact"],
+            "drain": drain,
         }
+
+    def lab_drain(self, channel, client: BrowserClient, count: int) -> dict[str, Any]:
+        """The same drain as raw pika, through a lab consumer (auto-ack) and the hub to the client."""
+        queue = f"rl-bench-drain-{self.token}"
+        channel.queue_declare(queue)
+        self.say(f"lab consumer: filling {queue} with {count} messages ...")
+        fill_queue(self.url, queue, count)
+        client.queue = queue
+        before = client.deliveries_dropped
+        response = requests.post(self.base_url + "/api/consumers", json={"queue": queue, "ack": "auto"}, timeout=30)
+        response.raise_for_status()
+        consumer_id = response.json()["id"]
+        deadline = time.monotonic() + 300
+        while client.deliveries + client.deliveries_dropped - before < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        requests.delete(f"{self.base_url}/api/consumers/{consumer_id}", timeout=30)
+        channel.queue_delete(queue)
+        received, dropped = client.deliveries, client.deliveries_dropped - before
+        elapsed = client.last_delivery - client.first_delivery
+        result = {
+            "messages": count,
+            "received": received,
+            "dropped": dropped,
+            "rate": (count - 1) / elapsed if elapsed > 0 else float("nan"),
+            "exact": received == count and dropped == 0,
+        }
+        self.say(f"  lab drain {result}")
+        return result
 
     # 3. RSS during a long flood with a stalled client
     def memory(self, client: BrowserClient) -> None:
@@ -409,18 +532,21 @@ class Bench:
         base, dropped0 = client.reset()
         samples: list[tuple[float, float]] = [(0.0, rss_mb(self.server.pid))]
         self.say(f"memory: flood at {rate:,.0f} msg/s for {duration:.0f} s with one stalled client ...")
-        publisher, pub_out = run_publisher(self.url, self.exchange, "", rate, duration)
+        done: list[tuple[int, float]] = []
+        flood = threading.Thread(target=lambda: done.append(run_paced(self.url, self.exchange, rate, duration)))
+        flood.start()
         start = time.monotonic()
-        while publisher.is_alive():
+        while flood.is_alive():
             time.sleep(1.0)
             samples.append((time.monotonic() - start, rss_mb(self.server.pid)))
-        sent, elapsed = pub_out.get(timeout=60)
+        sent, elapsed = done[0]
         deadline = time.monotonic() + 10
         while client.received - base + client.dropped - dropped0 < sent and time.monotonic() < deadline:
             time.sleep(0.05)
         stalled.close()
         at_10 = next(rss for t, rss in samples if t >= 10.0)
         self.results["memory"] = {
+            "client_connected": client.sio.connected,
             "rate": sent / elapsed,
             "seconds": duration,
             "published": sent,
@@ -449,7 +575,14 @@ def report(results: dict[str, Any], args: argparse.Namespace, command: str, star
         "websocket -> a python-socketio client (the browser's stand-in, one process). The lab server is "
         "`python app.py` (gevent, gevent-websocket) started by the benchmark.",
         "- The machine was shared with other developers' test runs while this ran: absolute figures are noisy; "
-        "the side-by-side ratios come from the same minutes.",
+        "the side-by-side ratios come from the same minutes. Load average (1 min) on 2 cores: "
+        + ", ".join(f"{k.replace('_', ' ')} {v[0]:.1f}" for k, v in results["load"].items())
+        + ".",
+        "- The Socket.IO client is python-socketio's `socketio.Client` with two changes: it handles each message in "
+        "its reading thread, in order, like a browser's JS thread (by default it starts a thread per message, "
+        "which under a flood piles up threads and starves its own ping/pong), and websocket-client's pure-Python "
+        "UTF-8 check is off (a browser checks natively). It shares the 2 cores with the broker, the publishers "
+        "and the lab server, so at high rates it is the slowest part of the path.",
         "",
         "## 1. Latency publish -> receipt at 100 msg/s",
         "",
@@ -468,23 +601,38 @@ def report(results: dict[str, Any], args: argparse.Namespace, command: str, star
         f"Raw pika consume rate (auto-ack, one process draining a queue pre-filled with 64-byte messages): "
         f"**{thr['raw_consume']:,.0f} msg/s** (the filling publisher reached {thr['raw_publish']:,.0f} msg/s).",
         "",
-        f"The lab: a publisher process paced at each target rate for {thr['step_seconds']:g} s; a step passes when "
+        f"The lab: publisher processes (one per {PER_PUBLISHER:,} msg/s) paced at each target rate for "
+        f"{thr['step_seconds']:g} s; a step passes when "
         "the client received every message (received == published, nothing dropped from its view) within 3 s "
         "of the end. The ladder stops at the first failing step.",
         "",
-        "| target msg/s | published | achieved msg/s | received | dropped from view | exact | lab server CPU |",
-        "|---|---|---|---|---|---|---|",
+        "Before each lab step, the same publishers run at the same target into an exchange of their own whose "
+        "queue a raw pika consumer process drains (auto-ack): the raw column shows what this machine's "
+        "publishers and a plain consumer reach at that moment.",
+        "",
+        "| target msg/s | raw pika: achieved msg/s, exact | lab: published | achieved msg/s | received "
+        "| dropped from view | exact | lab server CPU |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in thr["steps"]:
         lines.append(
-            f"| {s['target']:,} | {s['published']:,} | {s['achieved']:,.0f} | {s['received']:,} | {s['dropped']:,} "
+            f"| {s['target']:,} | {s['raw_achieved']:,.0f}, {'yes' if s['raw_exact'] else 'NO'} | {s['published']:,} "
+            f"| {s['achieved']:,.0f} | {s['received']:,} | {s['dropped']:,} "
             f"| {'yes' if s['exact'] else 'NO'} | {s['server_cpu']:.0%} |"
         )
-    limited = " (the publisher could not go faster: a lower bound)" if thr["limited_by_publisher"] else ""
+    limited = " (the publishers could not go faster: a lower bound)" if thr["limited_by_publisher"] else ""
+    drain = thr["drain"]
     lines += [
         "",
         f"Highest sustained exact rate: **{thr['best']:,.0f} msg/s** = **{thr['ratio']:.2f}x** the raw pika "
         f"consume rate{limited} (target: at least 0.5).",
+        "",
+        "The same drain as raw pika, through the lab: a lab consumer (`POST /api/consumers`, auto-ack) on a queue "
+        f"pre-filled with {drain['messages']:,} messages, its `delivery` events through the hub to the client: "
+        f"**{drain['rate']:,.0f} msg/s** at the client = **{drain['rate'] / thr['raw_consume']:.2f}x** raw; "
+        f"received {drain['received']:,}, dropped from the view {drain['dropped']:,} "
+        f"({'exact' if drain['exact'] else 'NOT exact'}: received + dropped = "
+        f"{drain['received'] + drain['dropped']:,}).",
         "",
         "## 3. Server memory during a long flood",
         "",
@@ -497,7 +645,8 @@ def report(results: dict[str, Any], args: argparse.Namespace, command: str, star
         "",
         f"End vs 10 s: {mem['rss_end'] - mem['rss_10s']:+.1f} MB. The normal client received {mem['received']:,} "
         f"of {mem['published']:,} and was told of {mem['dropped']:,} dropped from its view "
-        f"(received + dropped = {mem['received'] + mem['dropped']:,}).",
+        f"(received + dropped = {mem['received'] + mem['dropped']:,})"
+        + ("." if mem["client_connected"] else "; the client had lost its connection by the end."),
         "",
     ]
     return "\n".join(lines)
