@@ -24,6 +24,7 @@ blocking connection cap the call rate well below what the broker can do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -119,6 +120,8 @@ class FibServer:
                 on_close_callback=self.on_connection_closed,
             )
             self._connection.ioloop.start()  # returns when the connection is closed for good
+            with contextlib.suppress(Exception):  # its own ioloop: free the poller and waker sockets
+                self._connection.ioloop.close()
             self._connection = None
             if self._stopping:
                 break

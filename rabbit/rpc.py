@@ -345,6 +345,9 @@ class RpcClient:
                 conn.ioloop.start()
             except Exception:
                 log.exception("%s: ioloop failed", self.name)
+            finally:  # each SelectConnection has its own ioloop (poller + waker sockets): free it
+                with contextlib.suppress(Exception):
+                    conn.ioloop.close()
             self._conn = None
             self._ready.clear()
             self._fail_everything()
