@@ -18,7 +18,7 @@ from typing import Any
 from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from rabbit.errors import InvalidInput
+from rabbit.errors import InvalidInput, LabError
 
 
 class ApiModel(BaseModel):
@@ -83,13 +83,21 @@ class ApiRegistry:
         body: type[BaseModel] | None = None,
         responses: dict[int, str] | None = None,
         query: dict[str, str] | None = None,
+        invalid_code: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``invalid_code`` renames the ``INVALID`` error code for routes whose issue names another (``invalid``)."""
+
         def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(view)
             def wrapper(**kwargs: Any) -> Any:
-                if body is not None:
-                    kwargs["body"] = parse_body(body)
-                return view(**kwargs)
+                try:
+                    if body is not None:
+                        kwargs["body"] = parse_body(body)
+                    return view(**kwargs)
+                except LabError as exc:
+                    if invalid_code and exc.code == InvalidInput.code:
+                        exc.code = invalid_code
+                    raise
 
             bp.add_url_rule(rule, endpoint=view.__name__, view_func=wrapper, methods=[method])
             path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)

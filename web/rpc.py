@@ -6,7 +6,7 @@ Routes:
   in_flight, ...}]}``; ``DELETE /api/rpc/servers/<id>`` (graceful) or ``?kill=1`` (SIGKILL mid-request).
 - ``POST /api/rpc/call`` ``{"n", "queue", "timeout_s", "reply_mode"}`` -> ``{"correlation_id", "n", "result",
   "latency_ms", "reply_mode", "server", "queue"}``; errors ``timeout`` (504, with ``consumers``),
-  ``server_error`` (502), ``INVALID`` (400), ``BROKER_DOWN`` (503).
+  ``server_error`` (502), ``invalid`` (400), ``BROKER_DOWN`` (503).
 - ``POST /api/rpc/burst`` ``{"ns" | "n", "calls", "concurrency", "queue", "reply_mode", "timeout_s"}`` -> the
   summary; ``rpc_burst_progress`` events while it runs.
 - ``GET /api/rpc/inspect``: round trips of every application seen in the firehose trace; ``GET /api/rpc/status``.
@@ -240,6 +240,7 @@ def stop_server(server_id: str) -> dict[str, Any]:
     "POST",
     summary="One RPC call: fib(n) from whichever server consumes the queue",
     body=CallIn,
+    invalid_code="invalid",
     responses={200: "The reply", 502: "The server replied with an error", 504: "No reply in time (or no server)"},
 )
 def call(body: CallIn) -> dict[str, Any]:
@@ -252,6 +253,7 @@ def call(body: CallIn) -> dict[str, Any]:
     "POST",
     summary="Many calls with a given concurrency; progress events, then the latency summary",
     body=BurstIn,
+    invalid_code="invalid",
     responses={200: "The summary", 409: "Too many bursts at once", 504: "No server consumes the queue"},
 )
 def burst(body: BurstIn) -> dict[str, Any]:
