@@ -1,6 +1,6 @@
 """Refresh the README's screenshots: start a lab on the local broker, open each panel in chromium, save PNGs.
 
-    .venv/bin/python scripts/screenshots.py [--amqp-url URL] [--out docs]
+.venv/bin/python scripts/screenshots.py [--amqp-url URL] [--out docs]
 """
 
 from __future__ import annotations
