@@ -170,11 +170,13 @@ class LiveHub:
 
     def _deliver(self, flush: Flush) -> None:
         clients = self._clients()
-        if clients is None:  # e.g. a test client without Engine.IO sockets: plain broadcast
-            with self._lock:
-                emits = self.ledger.plan(flush, self.ledger.sids() or ["*"])
-            for emit in emits:
-                self.broadcast(emit.event, emit.data)
+        if clients is None:  # the server cannot be inspected: plain broadcasts, no per-client accounting
+            if len(flush.events) == 1 and not flush.dropped:
+                self.broadcast(*flush.events[0])
+            else:
+                events = [{"event": name, "data": data} for name, data in flush.events]
+                dropped = dict(self.batcher.dropped)
+                self.broadcast("batch", {"events": events, "dropped": dropped, "totals": flush.totals})
             return
         ready, lagging = clients
         if lagging:
