@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 TRACE_EXCHANGE = "amq.rabbitmq.trace"
 TRACE_PREVIEW_BYTES = 4096
+# A restarted node forgets that a vhost was traced: after a reconnect, try this long to switch it on again
+# (the management API may answer a little after AMQP does).
+RETRACE_FOR_S = 60.0
+RETRACE_INTERVAL_S = 1.0
 
 OnEvent = Callable[[str, dict[str, Any]], None]
 
@@ -223,8 +227,38 @@ class Firehose:
             return
         self.queue = queue
         self._setup_done.set()
-        if self.enabled:  # a reconnect: say the queue changed
+        if self.enabled:  # a reconnect: say the queue changed, and trace again if a broker restart forgot it
             self._changed()
+            link = self._link
+            threading.Thread(target=self._retrace, args=(link,), name="rabbitlens-retrace", daemon=True).start()
+
+    def _retrace(self, link: BrokerLink | None) -> None:
+        """Switch the broker's tracing back on after a reconnect, unless it is on (not in the link's owner:
+        the management API may need a few seconds more than AMQP after a restart)."""
+        deadline = time.monotonic() + RETRACE_FOR_S
+        while time.monotonic() < deadline:
+            with self._lock:  # against disable(): never switch tracing on after the lab switched it off
+                if not self.enabled or self._link is not link:
+                    return
+                tracing = self.broker_tracing()
+                if tracing is True:
+                    return
+                if tracing is False:
+                    try:
+                        self.management.set_tracing(self.vhost, True)
+                    except ManagementUnavailable:
+                        pass
+                    else:
+                        log.info(
+                            "the broker had stopped tracing vhost %r (a restart?): switched it on again", self.vhost
+                        )
+                        self.turned_on_by_lab = True
+                        self.error = None
+                        break
+            time.sleep(RETRACE_INTERVAL_S)
+        else:
+            self.error = "the broker stopped tracing this vhost and the lab could not switch it on again"
+        self._changed()
 
     def _on_message(self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         event = parse_trace_message(method.routing_key, properties.headers, body, time.time())
