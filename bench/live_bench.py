@@ -212,6 +212,7 @@ class BrowserClient:
     latencies: list[float] = field(default_factory=list)
     measure_latency: bool = False
     last_receipt: float = 0.0
+    last_receipt_mono: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -231,6 +232,7 @@ class BrowserClient:
                     continue
                 self.received += 1
                 self.last_receipt = now
+                self.last_receipt_mono = time.monotonic()
                 if self.measure_latency:
                     self.latencies.append((now - json.loads(data["body"])["t"]) * 1000)
 
@@ -550,12 +552,21 @@ class Bench:
             time.sleep(1.0)
             samples.append((time.monotonic() - start, rss_mb(self.server.pid)))
         sent, elapsed = done[0]
-        deadline = time.monotonic() + 10
+        # Wait until every event is accounted for, or nothing more arrives for 5 s (at most 120 s).
+        flood_end = time.monotonic()
+        deadline, last, last_change = flood_end + 120, -1, flood_end
         while client.received - base + client.dropped - dropped0 < sent and time.monotonic() < deadline:
+            seen = client.received + client.dropped
+            if seen != last:
+                last, last_change = seen, time.monotonic()
+            elif time.monotonic() - last_change > 5:
+                break
             time.sleep(0.05)
+        catch_up = max(0.0, client.last_receipt_mono - flood_end)
         stalled.close()
         at_10 = next(rss for t, rss in samples if t >= 10.0)
         self.results["memory"] = {
+            "catch_up": catch_up,
             "client_connected": client.sio.connected,
             "rate": sent / elapsed,
             "seconds": duration,
@@ -664,7 +675,8 @@ def report(results: dict[str, Any], args: argparse.Namespace, command: str, star
         "",
         f"End vs 10 s: {mem['rss_end'] - mem['rss_10s']:+.1f} MB. The normal client received {mem['received']:,} "
         f"of {mem['published']:,} and was told of {mem['dropped']:,} dropped from its view "
-        f"(received + dropped = {mem['received'] + mem['dropped']:,})"
+        f"(received + dropped = {mem['received'] + mem['dropped']:,}); its last event arrived "
+        f"{mem['catch_up']:.1f} s after the publishers stopped (how far behind it ran)"
         + ("." if mem["client_connected"] else "; the client had lost its connection by the end."),
         "",
     ]
