@@ -9,7 +9,6 @@ if __name__ == "__main__":  # gevent must patch sockets and threads before anyth
     monkey.patch_all()
 
 import argparse
-import atexit
 import logging
 import os
 import sys
@@ -77,11 +76,17 @@ def socketio_of(app: Flask) -> SocketIO:
     return app.extensions["socketio_server"]
 
 
-def serve(app: Flask, host: str, port: int) -> None:
+def serve(app: Flask, host: str, port: int, on_stop: Any = None) -> None:
     """gevent's WSGI server with real websockets (gevent-websocket), as ``socketio.run`` builds it, plus
-    TCP_NODELAY: without it every small response waits ~40 ms for the client's delayed ACK (Nagle)."""
+    TCP_NODELAY: without it every small response waits ~40 ms for the client's delayed ACK (Nagle).
+
+    SIGTERM (``kill``, ``docker stop``, systemd) runs ``on_stop`` and then ends ``serve_forever`` normally, so
+    the caller's clean-up runs too: consumers closed, trace switched back off, fib servers stopped.
+    """
+    import signal
     import socket
 
+    import gevent
     from gevent import pywsgi
     from geventwebsocket.handler import WebSocketHandler
 
@@ -90,7 +95,16 @@ def serve(app: Flask, host: str, port: int) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().__init__(sock, address, server, rfile)
 
-    pywsgi.WSGIServer((host, port), app, handler_class=NoDelayHandler, log=None).serve_forever()
+    server = pywsgi.WSGIServer((host, port), app, handler_class=NoDelayHandler, log=None)
+
+    def on_sigterm() -> None:
+        log.info("SIGTERM: shutting down")
+        if on_stop is not None:
+            on_stop()
+        server.stop(timeout=2)
+
+    gevent.signal_handler(signal.SIGTERM, on_sigterm)
+    server.serve_forever()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -119,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     app = create_app(settings)
     lab: Lab = app.extensions[EXTENSION_KEY]
-    atexit.register(lab.shutdown)
     log.info("RabbitLens on http://%s:%d/ (broker %s)", settings.host, settings.port, redact_url(settings.amqp_url))
     print(f"RabbitLens is serving on http://{settings.host}:{settings.port}/", flush=True)
-    serve(app, settings.host, settings.port)
+    try:
+        serve(app, settings.host, settings.port, on_stop=lab.shutdown)
+    finally:
+        lab.shutdown()
     return 0
 
 

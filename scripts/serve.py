@@ -9,14 +9,11 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
-import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-import gevent  # noqa: E402
 
 import app  # noqa: E402
 from rabbit.localnode import NodeError, PrivateNode, free_port_block, port_open  # noqa: E402
@@ -39,13 +36,7 @@ def main(argv: list[str]) -> int:
         return 1
     os.environ["RABBITLENS_AMQP_URL"] = node.amqp_url
     os.environ["RABBITLENS_MANAGEMENT_URL"] = node.management_url or ""
-
-    def stop_and_exit() -> None:
-        node.stop()
-        os._exit(0)
-
-    gevent.signal_handler(signal.SIGTERM, stop_and_exit)
-    try:
+    try:  # app.main returns on SIGTERM or Ctrl-C after its own clean-up; then the node goes
         return app.main(argv)
     finally:
         print("Stopping the private RabbitMQ node ...", flush=True)

@@ -38,7 +38,9 @@ class Lab:
         return [s for s in (url_password(self.settings.amqp_url), url_password(self.settings.management_url)) if s]
 
     def shutdown(self) -> None:
-        for hook in reversed(self.shutdown_hooks):
+        """Run the areas' stop hooks (newest first) and close the broker link; a second call does nothing."""
+        hooks, self.shutdown_hooks = self.shutdown_hooks, []
+        for hook in reversed(hooks):
             try:
                 hook()
             except Exception:
