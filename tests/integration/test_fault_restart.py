@@ -233,5 +233,8 @@ def test_broker_restart_and_closed_connections_with_everything_running(fault_nod
             timeout=BACK,
             message="both fib servers serving",
         )
+        # The lab switched tracing back on after the restart, so switching it off is still the lab's to do.
+        off = created(lab.post("/api/trace", {"enabled": False}))
+        assert off["enabled"] is False and off["broker_tracing"] is False, off
     finally:
         events.close()
