@@ -157,6 +157,9 @@ class Scene:
             timeout=BACK,
             message=f"{label}: the consumers get new messages",
         )
+        # Both are really attached: the broker hands the six messages round-robin to the two of them.
+        takers = {e["consumer_id"] for e in events.since(mark, "delivery", queue=self.work_queue)}
+        assert takers == set(self.consumers), takers
         wait_until(
             lambda: {e["lab_id"] for e in events.since(mark, "tap", tap_id=self.tap["id"])} >= ids,
             timeout=BACK,
@@ -209,6 +212,8 @@ def test_broker_restart_and_closed_connections_with_everything_running(fault_nod
         assert went_down_and_came_back(events.states()[before:]), events.states()[before:]
 
         scene.check_everything_streams(events, "after restart")
+        for cid in scene.consumers:
+            assert events.get("consumer", id=cid, change="reattached"), f"consumer {cid} says it re-attached"
         trace = lab.get("/api/trace").json()
         assert trace["enabled"] is True and trace["broker_tracing"] is True, trace
 
