@@ -24,7 +24,7 @@ from web import health, pages, rpc, topology, traffic, watch
 from web.api import docs_bp
 from web.errors import register_error_handlers
 from web.lab import EXTENSION_KEY, Lab, install_log_redaction
-from web.live import LiveHub
+from web.live import LiveHub, TextOnlyPacket
 from web.security import init_security, is_authorized
 from web.settings import Settings, is_loopback
 
@@ -39,7 +39,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
     app.secret_key = settings.secret_key or os.urandom(32)
-    socketio = SocketIO(app, async_mode=settings.async_mode, logger=False, engineio_logger=False)
+    socketio = SocketIO(
+        app, async_mode=settings.async_mode, logger=False, engineio_logger=False, serializer=TextOnlyPacket
+    )
     hub = LiveHub(socketio)
 
     def on_status(status: dict[str, Any]) -> None:

@@ -352,7 +352,10 @@ class Bench:
         self.start_server()
         client = None
         try:
-            tap = requests.post(self.base_url + "/api/taps", json={"exchange": self.exchange}, timeout=10).json()
+            answer = requests.post(self.base_url + "/api/taps", json={"exchange": self.exchange}, timeout=10)
+            if answer.status_code != 201:
+                raise RuntimeError(f"cannot tap {self.exchange}: {answer.status_code} {answer.text}")
+            tap = answer.json()
             client = BrowserClient(self.base_url, tap_id=tap["id"])
             self.results["rabbitmq"] = requests.get(self.base_url + "/api/health", timeout=5).json()["broker"][
                 "server_version"

@@ -14,6 +14,7 @@ import binascii
 import datetime as dt
 import decimal
 import json
+import re
 from typing import Any, Literal
 
 import pika
@@ -177,13 +178,19 @@ def decode_body(body: str, encoding: str = "utf-8", max_bytes: int | None = None
     return data
 
 
+# Bytes shown as themselves in a hex dump's text column; every other byte shows as "."
+_PRINTABLE = bytes(b if 32 <= b < 127 else ord(".") for b in range(256))
+# Control characters that make a body "binary" rather than text (tab, newline and carriage return are text).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def hex_dump(data: bytes, width: int = 16) -> str:
     """Offset, hex pairs and printable ASCII, ``width`` bytes a line (like ``hexdump -C``)."""
     lines = []
     for offset in range(0, len(data), width):
         chunk = data[offset : offset + width]
-        pairs = " ".join(f"{b:02x}" for b in chunk)
-        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        pairs = chunk.hex(" ")
+        text = chunk.translate(_PRINTABLE).decode("ascii")
         lines.append(f"{offset:08x}  {pairs:<{width * 3 - 1}}  {text}")
     return "\n".join(lines)
 
@@ -192,7 +199,9 @@ def body_preview(body: bytes, content_type: str | None = None, limit: int = PREV
     """What the browser shows of a body: at most ``limit`` bytes, as text, pretty JSON (when it parses) and hex.
 
     ``kind`` is ``json``, ``text`` or ``binary``; ``size`` is the full size and ``truncated`` says whether the
-    preview is shorter. Everything is plain text for the page to set as text, never markup.
+    preview is shorter. Everything is plain text for the page to set as text, never markup. ``hex`` (the first
+    KiB) is only filled for binary bodies: for text the page draws the same dump from ``text`` itself, which keeps
+    a per-message cost off the server's live path (it was two thirds of a delivery's handling time).
     """
     size = len(body)
     head = body[:limit]
@@ -203,7 +212,7 @@ def body_preview(body: bytes, content_type: str | None = None, limit: int = PREV
     except UnicodeDecodeError as exc:
         # A cut in the middle of a multi-byte character at the limit is still text.
         text = head[: exc.start].decode("utf-8") if truncated and exc.start >= len(head) - 3 else None
-    if text is not None and any(ord(c) < 32 and c not in "\t\n\r" for c in text):
+    if text is not None and _CONTROL.search(text):
         text = None
     pretty: str | None = None
     if text is not None and not truncated and text.strip():
@@ -220,5 +229,5 @@ def body_preview(body: bytes, content_type: str | None = None, limit: int = PREV
         "truncated": truncated,
         "text": text,
         "json": pretty,
-        "hex": hex_dump(head[:1024]),
+        "hex": hex_dump(head[:1024]) if text is None else None,
     }

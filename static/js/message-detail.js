@@ -13,6 +13,19 @@ function facts(pairs) {
   return list;
 }
 
+/** The first KiB of a text body as `hexdump -C` would show its UTF-8 bytes (the server sends hex for binary only). */
+export function hexDump(text, width = 16) {
+  const bytes = new TextEncoder().encode(text).slice(0, 1024);
+  const lines = [];
+  for (let offset = 0; offset < bytes.length; offset += width) {
+    const chunk = bytes.slice(offset, offset + width);
+    const pairs = Array.from(chunk, (b) => b.toString(16).padStart(2, "0")).join(" ");
+    const printable = Array.from(chunk, (b) => (b >= 32 && b < 127 ? String.fromCharCode(b) : ".")).join("");
+    lines.push(`${offset.toString(16).padStart(8, "0")}  ${pairs.padEnd(width * 3 - 1)}  ${printable}`);
+  }
+  return lines.join("\n");
+}
+
 function section(title, ...children) {
   return el("section", { class: "detail-section" }, el("h3", {}, title), ...children);
 }
@@ -22,7 +35,7 @@ function bodyView(body) {
   const views = [];
   if (body.json !== null && body.json !== undefined) views.push(["JSON", body.json]);
   if (body.text !== null && body.text !== undefined) views.push(["Text", body.text]);
-  views.push(["Hex", body.hex || ""]);
+  views.push(["Hex", body.hex || hexDump(body.text || "")]);
   const pre = el("pre", { class: "body-pre", tabindex: "0" });
   const tabs = el("div", { class: "body-tabs", role: "group", "aria-label": "Body view" });
   const show = (index) => {

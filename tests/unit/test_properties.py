@@ -122,7 +122,15 @@ def test_preview_is_bounded_and_says_so():
     assert preview["size"] == 10000
     assert preview["kind"] == "text"
     assert len(preview["text"].encode()) <= 4095
-    assert len(preview["hex"]) < 6000
+    assert preview["hex"] is None  # text: the page draws the hex view from the text
+
+
+def test_only_binary_bodies_carry_a_server_side_hex_dump():
+    assert body_preview(b"plain text")["hex"] is None
+    assert body_preview(b"tab\tand\nnewline")["kind"] == "text"
+    binary = body_preview(b"\x01" * 5000)
+    assert binary["kind"] == "binary"
+    assert len(binary["hex"].splitlines()) == 64  # the first KiB, 16 bytes a line
 
 
 def test_hex_dump_shows_offsets_and_printable_text():
