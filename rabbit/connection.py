@@ -153,6 +153,8 @@ class BrokerLink:
         """
         if threading.get_ident() == self._owner_ident:
             return self._run_job(fn)
+        if self._status["state"] == CONNECTING:  # just started: the first connection is on its way
+            self._connected_event.wait(min(timeout, 5.0))
         conn = self._connection
         if conn is None or not self.connected:
             raise BrokerUnavailable(self._unavailable_text())
