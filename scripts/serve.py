@@ -23,12 +23,15 @@ from rabbit.urls import DEFAULT_AMQP_URL  # noqa: E402
 def main(argv: list[str]) -> int:
     if "--amqp-url" in argv or os.environ.get("RABBITLENS_AMQP_URL"):
         return app.main(argv)
-    if port_open(5672):
+    # Where the local default broker is looked for (5672; the tests point it at an empty port).
+    local_port = int(os.environ.get("RABBITLENS_LOCAL_BROKER_PORT", "5672"))
+    if port_open(local_port):
         print(f"Using the local broker at {DEFAULT_AMQP_URL.replace('guest:guest@', 'guest@')}", flush=True)
         return app.main(argv)
-    port = free_port_block(45700, size=3)
-    node = PrivateNode(ROOT / ".run" / "rabbitmq", amqp_port=port, management_port=port + 2)
-    print(f"No broker answers on 127.0.0.1:5672: starting a private RabbitMQ node on {port} ...", flush=True)
+    run_dir = Path(os.environ.get("RABBITLENS_RUN_DIR", ROOT / ".run"))
+    port = free_port_block(int(os.environ.get("RABBITLENS_PRIVATE_NODE_PORT", "45700")), size=3)
+    node = PrivateNode(run_dir / "rabbitmq", amqp_port=port, management_port=port + 2)
+    print(f"No broker answers on 127.0.0.1:{local_port}: starting a private RabbitMQ node on {port} ...", flush=True)
     try:
         node.start()
     except NodeError as exc:

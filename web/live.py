@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +39,8 @@ class TextOnlyPacket(socketio.packet.Packet):
         return False
 
 
+# How many of the newest high-rate events a (re)connecting browser is sent in `recent`, to re-sync its feeds.
+RECENT_EVENTS = 200
 # A client with more packets than this waiting in its send queue is skipped (its events count as dropped).
 CLIENT_BACKLOG_LIMIT = 8
 # While idle, how often clients that were skipped are told their drop counts once they catch up.
@@ -65,6 +69,7 @@ class LiveHub:
         self._wake = threading.Event()
         self._flusher: Any = None
         self._stopping = False
+        self._recent: deque[tuple[float, str, Any]] = deque(maxlen=RECENT_EVENTS)
 
     # ----------------------------------------------------------------- low-rate
     def broadcast(self, event: str, payload: Any) -> None:
@@ -89,6 +94,7 @@ class LiveHub:
         """
         with self._lock:
             self.batcher.add(event, payload)
+            self._recent.append((time.time(), event, payload))
         if self._flusher is None:
             self._start_flusher()
         self._wake.set()
@@ -105,6 +111,16 @@ class LiveHub:
                 hook(sid)
             except Exception:
                 log.exception("connect hook failed")
+        self.send_recent(sid)
+
+    def send_recent(self, sid: str) -> None:
+        """Send a (re)connecting browser the newest high-rate events: ``recent`` ``{"events": [{"event", "data",
+        "age_s"}...]}``, oldest first. A page that lost its link replays those younger than its gap (ages, not
+        clocks, decide, so the two machines' clocks need not agree); a fresh page ignores them."""
+        now = time.time()
+        with self._lock:
+            items = [{"event": name, "data": data, "age_s": round(now - at, 3)} for at, name, data in self._recent]
+        self.send_to(sid, "recent", {"events": items})
 
     def stats(self) -> dict[str, Any]:
         """Totals and drops of the live path (for health pages and the benchmark)."""

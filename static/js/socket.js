@@ -14,8 +14,15 @@ const droppedBefore = {}; // drops of earlier connections, by event name
 let droppedNow = {}; // drops of the current connection, by event name (the server's running count)
 let serverTotals = {};
 
+// Recent events replayed after a (re)connect, kept a few seconds for panels that subscribe a little later.
+let replay = { items: [], until: 0 };
+let disconnectedAt = null; // performance.now() when the live link last dropped (null: never)
+
 export function on(event, handler) {
   socket.on(event, handler);
+  if (performance.now() < replay.until) {
+    for (const item of replay.items) if (item.event === event) handler(item.data);
+  }
 }
 
 export function off(event, handler) {
@@ -71,8 +78,23 @@ socket.on("batch", (batch) => {
   }
 });
 
+// On every (re)connect the server sends the newest high-rate events. A page that lost its link takes those
+// younger than the time since the drop (it got the older ones live); a fresh page starts empty on purpose.
+socket.on("recent", (recent) => {
+  if (disconnectedAt === null) return;
+  const gap = (performance.now() - disconnectedAt) / 1000;
+  // A little slack: the drop is noticed a moment after it happens, and an event lost in that moment matters
+  // more than the rare repeat of one received just before it.
+  const items = (recent.events || []).filter((item) => item.age_s < gap + 0.1);
+  replay = { items, until: performance.now() + 5000 };
+  for (const item of items) {
+    for (const handler of socket.listeners(item.event)) handler(item.data);
+  }
+});
+
 socket.on("connect", () => notify("online"));
 socket.on("disconnect", () => {
+  disconnectedAt = performance.now();
   // The next connection starts its own count on the server: keep what this one missed.
   for (const [name, n] of Object.entries(droppedNow)) droppedBefore[name] = (droppedBefore[name] || 0) + n;
   droppedNow = {};
