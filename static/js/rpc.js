@@ -2,26 +2,13 @@
 // inspector of every application's RPC seen in the trace. Everything from the broker goes in as text.
 import { $, el, formatTime, setText } from "./dom.js";
 import { on } from "./socket.js";
+import { api } from "./api.js";
 
 const MAX_ROWS = 200;
 const MAX_INSPECT_ROWS = 100;
 
-async function api(path, { method = "GET", body } = {}) {
-  const response = await fetch(path, {
-    method,
-    credentials: "same-origin",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(data.error?.message || `${method} ${path} failed (${response.status})`);
-    error.code = data.error?.code;
-    error.details = data.error || {};
-    throw error;
-  }
-  return data;
-}
+// The panel's calls read as (path, {method, body}).
+const call = (path, { method = "GET", body } = {}) => api(method, path, body);
 
 function showError(node, error) {
   node.hidden = !error;
@@ -218,7 +205,7 @@ export function init(section) {
     button.disabled = true;
     setText(callForm.querySelector(".rpc-busy"), "waiting for the reply…");
     try {
-      const reply = await api("/api/rpc/call", { method: "POST", body: {
+      const reply = await call("/api/rpc/call", { method: "POST", body: {
         n: Number(f.n.value), queue: f.queue.value, timeout_s: Number(f.timeout_s.value) || 5,
         reply_mode: f.reply_mode.value } });
       setText(result.querySelector('[data-field="result"]'), reply.result);
@@ -262,7 +249,7 @@ export function init(section) {
     progressBar.value = 0;
     setText($("#rpc-burst-count", section), "starting…");
     try {
-      const s = await api("/api/rpc/burst", { method: "POST", body });
+      const s = await call("/api/rpc/burst", { method: "POST", body });
       progressBar.value = progressBar.max;
       setText($("#rpc-burst-count", section), `${s.done}/${s.calls} in ${s.elapsed_s} s`);
       const facts = [["calls/s", s.calls_per_s], ["ok", s.ok], ["errors", s.errors], ["timeouts", s.timeouts],
@@ -297,7 +284,7 @@ export function init(section) {
   }
   async function refreshServers() {
     try {
-      renderServers((await api("/api/rpc/servers")).servers);
+      renderServers((await call("/api/rpc/servers")).servers);
     } catch (error) {
       showError(serversError, error);
     }
@@ -306,7 +293,7 @@ export function init(section) {
     button.disabled = true;
     showError(serversError, null);
     try {
-      await api(`/api/rpc/servers/${encodeURIComponent(id)}${kill ? "?kill=1" : ""}`, { method: "DELETE" });
+      await call(`/api/rpc/servers/${encodeURIComponent(id)}${kill ? "?kill=1" : ""}`, { method: "DELETE" });
     } catch (error) {
       showError(serversError, error);
     }
@@ -319,7 +306,7 @@ export function init(section) {
     button.disabled = true;
     showError(serversError, null);
     try {
-      await api("/api/rpc/servers", { method: "POST", body: { count: Number(f.count.value) || 1,
+      await call("/api/rpc/servers", { method: "POST", body: { count: Number(f.count.value) || 1,
         prefetch: Number(f.prefetch.value) || 1, work_ms: Number(f.work_ms.value) || 0,
         ack_delay_ms: Number(f.ack_delay_ms.value) || 0, queue: callForm.elements.queue.value } });
     } catch (error) {
@@ -346,7 +333,7 @@ export function init(section) {
   }
   async function refreshInspect() {
     try {
-      const state = await api("/api/rpc/inspect");
+      const state = await call("/api/rpc/inspect");
       traceButton.hidden = state.inspecting || !state.trace?.available;
       const c = state.counts || {};
       setText($("#rpc-inspect-state", section), state.inspecting
@@ -365,7 +352,7 @@ export function init(section) {
   traceButton.addEventListener("click", async () => {
     traceButton.disabled = true;
     try {
-      await api("/api/trace", { method: "POST", body: { enabled: true } });
+      await call("/api/trace", { method: "POST", body: { enabled: true } });
     } catch (error) {
       setText($("#rpc-inspect-state", section), error.message);
     } finally {

@@ -3,33 +3,11 @@
 import { $, el, setText } from "./dom.js";
 import { on, onLinkChange } from "./socket.js";
 import { initExplainer } from "./explainer.js";
+import { api } from "./api.js";
 
 let topology = null;
 const listeners = new Set();
 
-/** Call the JSON API; throws an Error whose message is the API's readable error.message. */
-export async function api(method, path, body) {
-  const options = { method, credentials: "same-origin", headers: {} };
-  if (body !== undefined) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, options);
-  } catch {
-    throw new Error("the lab server cannot be reached");
-  }
-  if (response.status === 204) return null;
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = new Error(data?.error?.message || `${method} ${path} answered ${response.status}`);
-    error.code = data?.error?.code;
-    error.status = response.status;
-    throw error;
-  }
-  return data;
-}
 
 const enc = (name) => encodeURIComponent(name);
 export const exchangeLabel = (name) => (name === "" ? "(default exchange)" : name);

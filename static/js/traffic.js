@@ -3,26 +3,12 @@ import { $, el } from "./dom.js";
 import { on } from "./socket.js";
 import { Feed } from "./feed.js";
 import { renderDetail } from "./message-detail.js";
+import { api } from "./api.js";
 
 const TEXT_PROPS = ["content_type", "content_encoding", "correlation_id", "reply_to", "expiration", "message_id",
   "type", "user_id", "app_id"];
 const INT_PROPS = ["delivery_mode", "priority", "timestamp"];
 
-async function api(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    credentials: "same-origin",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = new Error(data?.error?.message || `${response.status} ${response.statusText}`);
-    error.code = data?.error?.code;
-    throw error;
-  }
-  return data;
-}
 
 // ---------------------------------------------------------------------- publish
 function readPublishForm(form) {

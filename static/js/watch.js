@@ -3,20 +3,10 @@
 // Everything from the broker goes in as text.
 import { $, el, setText } from "./dom.js";
 import { droppedCount, on, onDropped, onLinkChange } from "./socket.js";
+import { api } from "./api.js";
 
 const CAP = 200; // rows kept in each feed
 
-async function api(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    credentials: "same-origin",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = response.status === 204 ? null : await response.json().catch(() => null);
-  if (!response.ok) throw new Error(data?.error?.message || `${response.status} ${response.statusText}`);
-  return data;
-}
 
 function clock(seconds) {
   const d = seconds ? new Date(seconds * 1000) : new Date();
