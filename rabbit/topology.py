@@ -395,17 +395,7 @@ class Topology:
         arguments: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         record = binding_record(source, destination, destination_type, routing_key, arguments)
-        args = dict(arguments or {})
-        if destination_type == "exchange":
-            self._call(
-                lambda ch: ch.exchange_bind(
-                    destination=destination, source=source, routing_key=routing_key, arguments=args
-                )
-            )
-        else:
-            self._call(
-                lambda ch: ch.queue_bind(queue=destination, exchange=source, routing_key=routing_key, arguments=args)
-            )
+        self._call(lambda ch: self._binding_method(ch, "bind", record))
         with self._lock:
             self.registry.add_binding(record)
         self._changed()
@@ -420,20 +410,27 @@ class Topology:
         arguments: Mapping[str, Any] | None = None,
     ) -> None:
         record = binding_record(source, destination, destination_type, routing_key, arguments)
-        args = dict(arguments or {})
-        if destination_type == "exchange":
-            self._call(
-                lambda ch: ch.exchange_unbind(
-                    destination=destination, source=source, routing_key=routing_key, arguments=args
-                )
-            )
-        else:
-            self._call(
-                lambda ch: ch.queue_unbind(queue=destination, exchange=source, routing_key=routing_key, arguments=args)
-            )
+        self._call(lambda ch: self._binding_method(ch, "unbind", record))
         with self._lock:
             self.registry.remove_binding(record)
         self._changed()
+
+    @staticmethod
+    def _binding_method(channel: Any, verb: str, record: Mapping[str, Any]) -> Any:
+        """``queue_bind`` / ``exchange_unbind`` ... for ``record``, on the owner's channel (verb: bind / unbind)."""
+        kind = "exchange" if record["destination_type"] == "exchange" else "queue"
+        method = getattr(channel, f"{kind}_{verb}")
+        args = dict(record["arguments"] or {})
+        if kind == "exchange":
+            return method(
+                destination=record["destination"],
+                source=record["source"],
+                routing_key=record["routing_key"],
+                arguments=args,
+            )
+        return method(
+            queue=record["destination"], exchange=record["source"], routing_key=record["routing_key"], arguments=args
+        )
 
     # ------------------------------------------------------------- listing
     def snapshot(self, max_age: float = 0.0) -> dict[str, Any]:
