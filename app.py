@@ -74,10 +74,6 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def socketio_of(app: Flask) -> SocketIO:
-    return app.extensions["socketio_server"]
-
-
 def serve(app: Flask, host: str, port: int, on_stop: Any = None) -> None:
     """gevent's WSGI server with real websockets (gevent-websocket), as ``socketio.run`` builds it, plus
     TCP_NODELAY: without it every small response waits ~40 ms for the client's delayed ACK (Nagle).
