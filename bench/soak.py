@@ -15,6 +15,7 @@ delivered), RPC calls ok / timed out / failed, and the server's RSS and open fil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
@@ -111,6 +112,8 @@ def main() -> int:
         t0 = time.monotonic()
         restarted = False
         next_rpc = t0 + 10
+        samples: list[tuple[float, dict[str, Any]]] = []  # (minutes, process stats) once a minute
+        next_sample = t0 + 60
         while (elapsed := time.monotonic() - t0) < duration:
             tick = time.monotonic()
             answer = call(
@@ -156,8 +159,15 @@ def main() -> int:
                 print(f"{elapsed:.0f}s: restarting the broker", flush=True)
                 node.restart()
                 print(f"{time.monotonic() - t0:.0f}s: broker back", flush=True)
-            if int(elapsed) % 60 == 0:
-                print(f"{elapsed:.0f}s published={len(published_ids)} delivered={len(counter.ids)}", flush=True)
+            if time.monotonic() >= next_sample:
+                next_sample += 60
+                with contextlib.suppress(requests.RequestException, KeyError, ValueError):
+                    samples.append((round(elapsed / 60, 1), stats(base)))
+                print(
+                    f"{elapsed:.0f}s published={len(published_ids)} delivered={len(counter.ids)} "
+                    f"rss={samples[-1][1]['rss_bytes'] / 2**20 if samples else 0:.1f}MiB",
+                    flush=True,
+                )
             time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
         # Drain: wait until every confirmed message was delivered (or nothing moves for 60 s).
@@ -192,6 +202,7 @@ def main() -> int:
             "fds_end": end_stats["open_fds"],
             "greenlets_start": start_stats["greenlets"],
             "greenlets_end": end_stats["greenlets"],
+            "samples": [(minute, round(st["rss_bytes"] / 2**20, 1), st["open_fds"]) for minute, st in samples],
         }
         print(json.dumps(report, indent=2), flush=True)
         write_report(Path(args.out), report)
@@ -230,6 +241,13 @@ def write_report(path: Path, r: dict[str, Any]) -> None:
         f"| server RSS start → end (MiB) | {r['rss_start_mib']} → {r['rss_end_mib']} |",
         f"| open file descriptors start → end | {r['fds_start']} → {r['fds_end']} |",
         f"| greenlets start → end | {r['greenlets_start']} → {r['greenlets_end']} |",
+        "",
+        "RSS (MiB) and open file descriptors of the lab server, once a minute:",
+        "",
+        "| minute | " + " | ".join(f"{m:g}" for m, _, _ in r["samples"]) + " |",
+        "|---|" + "---|" * len(r["samples"]),
+        "| RSS | " + " | ".join(f"{rss:g}" for _, rss, _ in r["samples"]) + " |",
+        "| fds | " + " | ".join(str(fds) for _, _, fds in r["samples"]) + " |",
         "",
     ]
     path.write_text("\n".join(lines))
