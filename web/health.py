@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import os
+import threading
 from typing import Any
 
 from flask import Blueprint
@@ -25,10 +28,6 @@ def health() -> dict[str, Any]:
 
 def process_stats() -> dict[str, Any]:
     """Resource figures of this server process (for leak checks and the soak benchmark)."""
-    import gc
-    import os
-    import threading
-
     rss_kib = 0
     try:
         with open("/proc/self/status") as status:

@@ -11,7 +11,7 @@ from flask import Flask, current_app
 
 from rabbit.connection import BrokerLink
 from rabbit.management import ManagementClient
-from rabbit.urls import url_password
+from rabbit.urls import scrub, url_password
 from web.live import LiveHub
 from web.settings import Settings
 
@@ -60,8 +60,6 @@ class RedactingFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from rabbit.urls import scrub
-
         message = record.getMessage()
         cleaned = scrub(message, self.secrets)
         if cleaned != message:
