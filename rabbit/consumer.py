@@ -209,9 +209,14 @@ class Consumer:
             self.redelivered += 1
         if self.ack == "auto":
             self.acked += 1
-        headers = props.headers or {}
-        lab_id = json_safe(headers.get(ID_HEADER))
-        published = headers.get(TIME_HEADER)
+        headers = props.headers
+        if headers:
+            lab_id = headers.get(ID_HEADER)
+            if lab_id is not None and lab_id.__class__ is not str:
+                lab_id = json_safe(lab_id)
+            published = headers.get(TIME_HEADER)
+        else:
+            lab_id = published = None
         latency = round(now * 1000 - published, 2) if isinstance(published, int | float) else None
         self._emit(
             "delivery",

@@ -41,6 +41,7 @@ PROPERTY_NAMES = (
     "user_id",
     "app_id",
 )
+_PROPERTY_SET = frozenset(PROPERTY_NAMES)
 
 
 def _shortstr(value: str | None, what: str) -> str | None:
@@ -148,17 +149,24 @@ def json_safe(value: Any) -> Any:
 
 
 def from_pika(props: pika.BasicProperties | None) -> dict[str, Any]:
-    """The properties that are set, as a JSON object (``timestamp`` as epoch seconds)."""
+    """The properties that are set, as a JSON object (``timestamp`` as epoch seconds).
+
+    This runs for every delivery on the live path, so it reads the instance dict once and leaves the values pika
+    already decoded as text or integers as they are (only headers, bytes and datetimes need :func:`json_safe`).
+    """
     out: dict[str, Any] = {}
     if props is None:
         return out
-    for name in PROPERTY_NAMES:
-        value = getattr(props, name, None)
-        if value is None:
+    for name, value in vars(props).items():
+        if value is None or name not in _PROPERTY_SET:
             continue
-        if name == "timestamp" and isinstance(value, dt.datetime):
-            value = int(value.timestamp())
-        out[name] = json_safe(value)
+        kind = value.__class__
+        if kind is not str and kind is not int:
+            if name == "timestamp" and isinstance(value, dt.datetime):
+                value = int(value.timestamp())
+            else:
+                value = json_safe(value)
+        out[name] = value
     return out
 
 

@@ -95,6 +95,16 @@ def test_pika_only_values_come_back_json_safe():
     assert out["timestamp"] == 1704153600
 
 
+def test_short_strings_pika_could_not_decode_come_back_as_base64():
+    # pika leaves a short-string property that is not UTF-8 as bytes; cluster_id is not a basic property we show.
+    props = pika.BasicProperties(type=b"\xff\xfe", message_id="m-1", priority=3, cluster_id="c")
+    assert from_pika(props) == {
+        "type": {"base64": base64.b64encode(b"\xff\xfe").decode()},
+        "message_id": "m-1",
+        "priority": 3,
+    }
+
+
 def test_decode_body_text_and_base64():
     assert decode_body("héllo") == "héllo".encode()
     assert decode_body(base64.b64encode(b"\x00\xff").decode(), "base64") == b"\x00\xff"
