@@ -1,9 +1,10 @@
-"""The lab's publisher: publisher confirms on, basic.return caught, bursts in chunks with progress.
+"""The lab's publisher: publisher confirms on, basic.return caught, bursts with many messages in flight.
 
-The publisher has a connection of its own (a :class:`BrokerLink`), so a burst of thousands of confirmed
-publishes never stalls the app's main link. Every message carries its lab id in the ``x-rabbitlens-id``
-header and its publish time (epoch ms) in ``x-rabbitlens-published``, so a consumer can match a delivery to
-its publish and measure the time in between.
+Single messages go out on the publisher's own connection (a :class:`BrokerLink`), one confirm at a time; a
+burst runs on a connection of its own with up to a thousand messages waiting for their confirms
+(:mod:`rabbit.burst`), so neither ever stalls the app's main link. Every message carries its lab id in the
+``x-rabbitlens-id`` header and its publish time (epoch ms) in ``x-rabbitlens-published``, so a consumer can match
+a delivery to its publish and measure the time in between.
 
 The AMQP ``mandatory`` flag is always set on the wire: that is how the lab learns whether the broker routed a
 message at all. A message published with ``mandatory=False`` that comes back is reported as ``dropped``
@@ -12,8 +13,8 @@ message at all. A message published with ``mandatory=False`` that comes back is 
 
 from __future__ import annotations
 
-import itertools
 import logging
+import threading
 import time
 import uuid
 import weakref
@@ -25,15 +26,17 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
+from rabbit.burst import ConfirmedBurst
+from rabbit.confirms import Confirmed
 from rabbit.connection import CONNECTING, BrokerLink
-from rabbit.errors import InvalidInput
+from rabbit.errors import BrokerUnavailable, InvalidInput, LabError
 from rabbit.properties import MessageProperties, body_preview, from_pika, to_pika
 
 log = logging.getLogger(__name__)
 
 ID_HEADER = "x-rabbitlens-id"
 TIME_HEADER = "x-rabbitlens-published"
-BURST_CHUNK = 200  # messages per job on the publisher's connection: other jobs and progress in between
+BURST_CHUNK = 200  # a burst reports its progress every this many confirms
 ROUTING_KEY_MAX = 255
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -68,6 +71,17 @@ class PublishRequest:
     predicted: list[str] | None = None
     _preview: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _properties_json: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _pika_values: dict[str, Any] | None = field(default=None, init=False, repr=False)
+
+    def pika_properties(self, message_id: str, published_at: float) -> pika.BasicProperties:
+        """The wire properties of one copy: the request's own plus the lab's id and publish-time headers."""
+        if self._pika_values is None:
+            self._pika_values = self.properties.model_dump(exclude_none=True) if self.properties is not None else {}
+        values = dict(self._pika_values)
+        headers = dict(values.pop("headers", None) or {})
+        headers[ID_HEADER] = message_id
+        headers[TIME_HEADER] = int(published_at * 1000)
+        return pika.BasicProperties(headers=headers, **values)
 
     def properties_json(self) -> dict[str, Any]:
         """The properties as a consumer will see them, without the lab's own headers (computed once)."""
@@ -100,7 +114,12 @@ class Publisher:
     def __init__(self, url: str, on_event: EventSink, *, name: str = "rabbitlens-publisher", timeout: float = 10.0):
         self.on_event = on_event
         self.timeout = timeout
+        self.url = url
+        self.name = name
         self.link = BrokerLink(url, name=name)
+        self._lock = threading.Lock()
+        self._bursts: set[ConfirmedBurst] = set()
+        self._stopped = False
         self._confirming: weakref.WeakSet[BlockingChannel] = weakref.WeakSet()
         pika_log = logging.getLogger("pika.adapters.blocking_connection")
         if _quiet_returns not in pika_log.filters:
@@ -111,6 +130,11 @@ class Publisher:
         return self
 
     def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            bursts = list(self._bursts)
+        for burst in bursts:
+            burst.cancel()
         self.link.stop()
 
     # ------------------------------------------------------------------ publishing
@@ -128,38 +152,68 @@ class Publisher:
         count: int,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Publish ``count`` copies (ids ``b-<token>-1`` ... ``-<count>``) in chunks, confirmed one by one.
+        """Publish ``count`` copies (ids ``b-<token>-1`` ... ``-<count>``), many in flight, each one confirmed.
 
-        Returns the burst's totals. ``on_progress`` gets the running totals after each chunk. A broker error
-        (say the exchange is deleted mid-burst) stops the burst and is raised; what was published stays counted
-        in the progress reports.
+        Runs a :class:`~rabbit.burst.ConfirmedBurst` on a connection of its own in the calling thread. Returns the
+        burst's totals; ``on_progress`` gets the running totals every :data:`BURST_CHUNK` confirms. A broker error
+        (say the exchange is deleted mid-burst) stops the burst and is raised, after a last progress report of
+        what was confirmed until then.
         """
-        self._await_first_connection()
         burst_id = new_message_id("b")
         totals = {"published": 0, "confirmed": 0, "nacked": 0, "routed": 0, "returned": 0, "dropped": 0}
         first_returned: dict[str, Any] | None = None
-        sequence = itertools.count(1)
-        started = time.monotonic()
-        remaining = count
-        while remaining > 0:
-            size = min(BURST_CHUNK, remaining)
-            ids = [f"{burst_id}-{next(sequence)}" for _ in range(size)]
-            outcomes = self.link.call(
-                lambda ch, ids=ids: [self._publish_one(ch, request, mid) for mid in ids], timeout=self.timeout * 3
-            )
-            for outcome in outcomes:
-                totals["published"] += 1
-                totals["confirmed"] += outcome.confirmed
-                totals["nacked"] += not outcome.confirmed
-                totals["routed"] += outcome.routed
-                if not outcome.routed:
-                    totals["returned" if request.mandatory else "dropped"] += 1
-                if outcome.returned and first_returned is None:
-                    first_returned = outcome.returned
-                self._report(request, outcome)
-            remaining -= size
+
+        def progress() -> None:
             if on_progress is not None:
-                on_progress({"id": burst_id, "count": count, "done": count - remaining, **totals})
+                on_progress({"id": burst_id, "count": count, "done": totals["published"], **totals})
+
+        def make_message(number: int) -> tuple[str, pika.BasicProperties, float]:
+            message_id = f"{burst_id}-{number}"
+            now = time.time()
+            return message_id, request.pika_properties(message_id, now), now
+
+        def on_confirmed(confirmed: Confirmed) -> None:
+            nonlocal first_returned
+            returned = confirmed.returned if request.mandatory else None
+            outcome = Outcome(confirmed.message_id, confirmed.acked, confirmed.routed, returned, confirmed.published_at)
+            totals["published"] += 1
+            totals["confirmed"] += outcome.confirmed
+            totals["nacked"] += not outcome.confirmed
+            totals["routed"] += outcome.routed
+            if not outcome.routed:
+                totals["returned" if request.mandatory else "dropped"] += 1
+            if returned is not None and first_returned is None:
+                first_returned = returned
+            self._report(request, outcome)
+            if totals["published"] % BURST_CHUNK == 0 or totals["published"] == count:
+                progress()
+
+        burst = ConfirmedBurst(
+            self.url,
+            exchange=request.exchange,
+            routing_key=request.routing_key,
+            body=request.body,
+            count=count,
+            make_message=make_message,
+            id_of_return=lambda props: (props.headers or {}).get(ID_HEADER),
+            on_confirmed=on_confirmed,
+            name=f"{self.name}-burst",
+            idle_timeout=self.timeout,
+        )
+        with self._lock:
+            if self._stopped:
+                raise BrokerUnavailable("the publisher is stopped")
+            self._bursts.add(burst)
+        started = time.monotonic()
+        try:
+            burst.run()
+        except LabError:
+            if totals["published"] % BURST_CHUNK:
+                progress()  # what was confirmed before the error
+            raise
+        finally:
+            with self._lock:
+                self._bursts.discard(burst)
         elapsed = time.monotonic() - started
         return {
             "id": burst_id,
@@ -184,7 +238,7 @@ class Publisher:
             channel.confirm_delivery()
             self._confirming.add(channel)
         now = time.time()
-        props = to_pika(request.properties, {ID_HEADER: message_id, TIME_HEADER: int(now * 1000)})
+        props = request.pika_properties(message_id, now)
         try:
             channel.basic_publish(request.exchange, request.routing_key, request.body, props, mandatory=True)
         except pex.UnroutableError as exc:
