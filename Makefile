@@ -12,8 +12,8 @@ lint:
 format:
 	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
 
-bench:  ## the live-path and RPC benchmarks (the 30-minute soak: .venv/bin/python -m bench.soak)
-	scripts/setup.sh dev && .venv/bin/python -m bench.live_bench && .venv/bin/python bench/rpc_bench.py
+bench:  ## the live-path, RPC and burst benchmarks (the 30-minute soak: .venv/bin/python -m bench.soak)
+	scripts/setup.sh dev && .venv/bin/python -m bench.live_bench && .venv/bin/python bench/rpc_bench.py && .venv/bin/python -m bench.burst_bench
 
 vendor:  ## refresh static/vendor from the pinned npm packages
 	scripts/vendor.sh
