@@ -22,13 +22,14 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.confirms import Confirmed, ConfirmLedger
+from rabbit.confirms import Confirmed, ConfirmLedger, window_for
 from rabbit.connection import describe_error
 from rabbit.errors import BrokerError, BrokerUnavailable, LabError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 1000  # messages published and not yet confirmed
+DEFAULT_MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024  # of bodies waiting for their confirms (1 MiB bodies: 16 at once)
 DEFAULT_IDLE_TIMEOUT_S = 10.0  # fail when the broker confirms nothing for this long (blocked, gone quiet)
 
 # Builds message ``n`` (1-based) of the burst: its lab id, its properties and its publish time (epoch seconds).
@@ -54,10 +55,11 @@ class ConfirmedBurst:
         on_confirmed: Callable[[Confirmed], None],
         name: str = "rabbitlens-burst",
         window: int = DEFAULT_WINDOW,
+        max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
-        if count < 1 or window < 1:
-            raise ValueError("count and window must be at least 1")
+        if count < 1:
+            raise ValueError("count must be at least 1")
         params = pika.URLParameters(url)
         params.connection_attempts = 1
         params.socket_timeout = 5
@@ -67,7 +69,7 @@ class ConfirmedBurst:
         self.routing_key = routing_key
         self.body = body
         self.count = count
-        self.window = window
+        self.window = window_for(len(body), window, max_bytes_in_flight)
         self.idle_timeout = idle_timeout
         self._make_message = make_message
         self._id_of_return = id_of_return

@@ -14,6 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def window_for(body_size: int, window: int, max_bytes_in_flight: int) -> int:
+    """How many messages of ``body_size`` bytes may wait for their confirms at once: at most ``window``, and no
+    more than ``max_bytes_in_flight`` of bodies (a burst of 1 MiB bodies must not buffer a gigabyte), but one at
+    the least."""
+    if window < 1 or max_bytes_in_flight < 1:
+        raise ValueError("window and max_bytes_in_flight must be at least 1")
+    return max(1, min(window, max_bytes_in_flight // max(1, body_size)))
+
+
 @dataclass(frozen=True)
 class Confirmed:
     """One message the broker answered: ``acked`` (else nacked) and, if it came back, its ``returned`` details."""

@@ -144,6 +144,16 @@ class LabServer:
     def delete(self, path: str, **kwargs: object) -> requests.Response:
         return requests.delete(self.base_url + path, timeout=15, **kwargs)
 
+    def wait_broker_connected(self, timeout: float = 20.0) -> LabServer:
+        """Wait until the lab's broker link is up: it answers HTTP before its first connection is made, and a
+        test that compares the link's status before and after would see that first connect as a drop."""
+        wait_until(
+            lambda: self.get("/api/health").json()["broker"]["connected"],
+            timeout=timeout,
+            message=f"the lab's broker link to connect ({self.log_path})",
+        )
+        return self
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -202,7 +212,7 @@ def lab_factory(tmp_path: Path) -> Iterator[Callable[..., LabServer]]:
 @pytest.fixture(scope="session")
 def shared_lab(broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """One lab server on the shared broker for tests that only read or use unique names."""
-    server = launch_lab(broker_url, tmp_path_factory.mktemp("shared-lab") / "lab.log")
+    server = launch_lab(broker_url, tmp_path_factory.mktemp("shared-lab") / "lab.log").wait_broker_connected()
     yield server
     server.stop()
 
@@ -212,7 +222,7 @@ def managed_lab(managed_node: PrivateNode, tmp_path_factory: pytest.TempPathFact
     """One lab server on the private node that has the management API."""
     server = launch_lab(
         managed_node.amqp_url, tmp_path_factory.mktemp("managed-lab") / "lab.log", managed_node.management_url
-    )
+    ).wait_broker_connected()
     yield server
     server.stop()
 

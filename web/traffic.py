@@ -29,6 +29,7 @@ bp = Blueprint("traffic", __name__)
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_COUNT = 10_000
+DEFAULT_MAX_BURST_BYTES = 64 * 1024 * 1024  # count x body size of one burst: a load demo, not a broker filler
 MAX_CONSUMERS = 50
 STATS_INTERVAL_S = 0.5
 PREDICTION_MAX_AGE_S = 1.0  # how old a topology snapshot the prediction may use
@@ -68,6 +69,7 @@ class TrafficService:
         self.lab = lab
         self.max_body = _limit(lab, "publish_max_body", DEFAULT_MAX_BODY)
         self.max_count = _limit(lab, "publish_max_count", DEFAULT_MAX_COUNT)
+        self.max_burst_bytes = _limit(lab, "publish_max_burst_bytes", DEFAULT_MAX_BURST_BYTES)
         self.publisher = Publisher(lab.settings.amqp_url, lab.hub.sink, timeout=lab.settings.broker_timeout_s)
         self.consumers: dict[str, Consumer] = {}
         self._lock = threading.Lock()
@@ -108,6 +110,11 @@ class TrafficService:
         if body.count > self.max_count:
             raise InvalidInput(f"count: at most {self.max_count} messages in one burst")
         data = decode_body(body.body, body.body_encoding, self.max_body)
+        if body.count > 1 and body.count * len(data) > self.max_burst_bytes:
+            raise InvalidInput(
+                f"count: {body.count} copies of {len(data)} bytes is over the burst limit of "
+                f"{self.max_burst_bytes} bytes (RABBITLENS_PUBLISH_MAX_BURST_BYTES); send fewer or smaller messages"
+            )
         props = body.properties
         predicted = self.predict(body.exchange, body.routing_key, props.headers)
         request = PublishRequest(body.exchange, body.routing_key, data, props, body.mandatory, predicted)

@@ -66,6 +66,14 @@ CASES = [
         "count",
     ),
     (
+        "burst of more bytes than the burst limit",
+        "POST",
+        "/api/publish",
+        {"exchange": "", "routing_key": "nowhere", "body": "x" * 8000, "count": 10_000},
+        400,
+        "burst limit",
+    ),
+    (
         "header table nested too deep",
         "POST",
         "/api/publish",

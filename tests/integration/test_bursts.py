@@ -145,6 +145,32 @@ def test_never_more_than_the_window_waits_for_confirms(broker_url, amqp, unique)
     assert depth(amqp, queue) == 2000
 
 
+def test_large_bodies_keep_fewer_in_flight(broker_url, amqp, unique):
+    queue = declare_queue(amqp, unique("q"))
+    waiting: list[int] = []
+    burst = None
+
+    def make_message(number: int):
+        waiting.append(burst.ledger.unconfirmed)
+        return f"big-{number}", pika.BasicProperties(), 0.0
+
+    burst = ConfirmedBurst(
+        broker_url,
+        exchange="",
+        routing_key=queue,
+        body=b"x" * 100_000,
+        count=40,
+        make_message=make_message,
+        id_of_return=lambda props: None,
+        on_confirmed=lambda c: None,
+        max_bytes_in_flight=500_000,
+    )
+    assert burst.window == 5
+    burst.run()
+    assert max(waiting) <= 4
+    assert depth(amqp, queue) == 40
+
+
 def test_stopping_the_publisher_ends_a_running_burst(publisher, amqp, unique):
     queue = declare_queue(amqp, unique("q"))
     outcome: dict[str, Any] = {}

@@ -23,7 +23,7 @@ EXAMPLES = int(os.environ.get("RABBITLENS_FUZZ_EXAMPLES", "25"))
 @pytest.fixture
 def fuzz_lab(tmp_path):
     node = start_private_node(tmp_path / "node", PORT_BASE + 200, management=True)
-    lab = launch_lab(node.amqp_url, tmp_path / "lab.log", node.management_url)
+    lab = launch_lab(node.amqp_url, tmp_path / "lab.log", node.management_url).wait_broker_connected()
     yield lab
     lab.stop()
     node.stop()

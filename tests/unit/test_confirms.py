@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rabbit.confirms import ConfirmLedger
+from rabbit.confirms import ConfirmLedger, window_for
 
 RETURN = {"reply_code": 312, "reply_text": "NO_ROUTE", "exchange": "x", "routing_key": "k"}
 
@@ -87,6 +87,23 @@ def test_abandon_hands_back_what_still_waited_and_empties_the_ledger():
     assert ledger.abandon() == [("m-3", 3.0), ("m-4", 4.0)]
     assert ledger.unconfirmed == 0
     assert ledger.sent == 4  # the channel's numbering goes on
+
+
+def test_the_window_shrinks_for_large_bodies_but_never_below_one():
+    mib = 1024 * 1024
+    assert window_for(64, 1000, 16 * mib) == 1000
+    assert window_for(mib, 1000, 16 * mib) == 16
+    assert window_for(16 * mib + 1, 1000, 16 * mib) == 1
+    assert window_for(0, 1000, 16 * mib) == 1000
+    with pytest.raises(ValueError):
+        window_for(10, 0, 16 * mib)
+
+
+@given(st.integers(0, 2**24), st.integers(1, 5000), st.integers(1, 2**26))
+def test_the_window_holds_both_limits(body_size, window, max_bytes):
+    got = window_for(body_size, window, max_bytes)
+    assert 1 <= got <= window
+    assert got == 1 or got * body_size <= max_bytes
 
 
 # The broker's side as a model: it answers the messages in tag order, in runs; each run is one ack or nack,
