@@ -12,16 +12,9 @@ from rabbit.burst import ConfirmedBurst
 from rabbit.errors import BrokerError, BrokerUnavailable
 from rabbit.publisher import ID_HEADER, Publisher, PublishRequest
 from tests.conftest import wait_until
-from tests.integration.test_publish_api import LiveEvents, declare_queue
+from tests.integration.helpers import declare_queue
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def live(shared_lab):
-    events = LiveEvents(shared_lab.base_url)
-    yield events
-    events.close()
 
 
 @pytest.fixture

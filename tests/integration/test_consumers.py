@@ -8,16 +8,9 @@ import pika
 import pytest
 
 from tests.conftest import wait_until
-from tests.integration.test_publish_api import LiveEvents, declare_queue
+from tests.integration.helpers import LiveEvents, declare_queue
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def live(shared_lab):
-    events = LiveEvents(shared_lab.base_url)
-    yield events
-    events.close()
 
 
 @pytest.fixture

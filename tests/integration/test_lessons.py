@@ -12,8 +12,8 @@ import pika
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration.helpers import LiveEvents
 from tests.integration.test_consumers import consumer_state, wait_for_counter
-from tests.integration.test_publish_api import LiveEvents
 
 pytestmark = pytest.mark.broker
 
@@ -68,13 +68,6 @@ def lesson(shared_lab):
     helper = Lesson(shared_lab)
     yield helper
     helper.cleanup()
-
-
-@pytest.fixture
-def live(shared_lab):
-    events = LiveEvents(shared_lab.base_url)
-    yield events
-    events.close()
 
 
 def delivered_queues(live: LiveEvents, message_id: str, count: int) -> list[str]:
