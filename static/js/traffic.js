@@ -48,7 +48,8 @@ function describeResult(result) {
     const c = result.counts;
     parts.push(el("strong", {}, `Burst of ${result.count}`),
       ` · confirmed ${c.confirmed} · routed ${c.routed} · returned ${c.returned} · dropped ${c.dropped}`,
-      result.rate ? ` · ${result.rate} msg/s` : "");
+      c.nacked ? el("span", { class: "bad", title: "the broker refused these (basic.nack), e.g. a full queue with x-overflow reject-publish" }, ` · nacked ${c.nacked}`) : "",
+      result.rate ? ` · ${Math.round(result.rate).toLocaleString("en")} msg/s` : "");
   } else if (result.returned) {
     parts.push(el("strong", { class: "bad" }, "↩ Returned"),
       ` ${result.returned.reply_code} ${result.returned.reply_text}: no queue took it`);

@@ -116,3 +116,27 @@ def test_a_markup_body_shows_as_text_and_an_unroutable_message_is_marked(shared_
             if consumer["queue"] == queue:
                 shared_lab.delete(f"/api/consumers/{consumer['id']}")
         shared_lab.delete(f"/api/queues/{queue}")
+
+
+def test_a_burst_into_a_full_queue_shows_its_progress_and_the_nacked_overflow(shared_lab, page, unique):
+    queue = unique("full")
+    arguments = {"x-max-length": 100, "x-overflow": "reject-publish"}
+    assert shared_lab.post("/api/queues", {"name": queue, "arguments": arguments}).status_code == 201
+    try:
+        panel = open_traffic(page, shared_lab)
+        form = panel.locator("#publish-form")
+        form.get_by_label("Routing key", exact=True).fill(queue)
+        form.get_by_label("Body", exact=True).fill("load")
+        form.get_by_label("Count", exact=True).fill("2000")
+        form.get_by_role("button", name="Publish").click()
+        result = panel.locator("#publish-result", has_text="Burst of 2000")
+        result.wait_for(timeout=20000)
+        text = result.inner_text()
+        assert "routed 100" in text
+        assert "nacked 1900" in text
+        assert result.locator(".bad", has_text="nacked 1900").count() == 1
+        assert "2000 / 2000 done in" in panel.locator("#burst-text").inner_text()
+        assert panel.locator("#burst-progress").get_attribute("max") == "2000"
+        assert page.js_errors == []
+    finally:
+        shared_lab.delete(f"/api/queues/{queue}")
