@@ -23,7 +23,7 @@ import pika
 import pika.exceptions as pex
 
 from rabbit.confirms import Confirmed, ConfirmLedger, window_for
-from rabbit.connection import describe_error
+from rabbit.connection import connection_parameters, describe_error
 from rabbit.errors import BrokerError, BrokerUnavailable, LabError
 
 log = logging.getLogger(__name__)
@@ -60,11 +60,7 @@ class ConfirmedBurst:
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
-        params = pika.URLParameters(url)
-        params.connection_attempts = 1
-        params.socket_timeout = 5
-        params.client_properties = {"connection_name": name, "product": "RabbitLens"}
-        self._params = params
+        self._params = connection_parameters(url, name)
         self.exchange = exchange
         self.routing_key = routing_key
         self.body = body

@@ -48,6 +48,18 @@ CONNECTION_LOST = (
 )
 
 
+def connection_parameters(url: str, name: str, *, heartbeat: int | None = None) -> pika.URLParameters:
+    """The lab's parameters for a connection to ``url``: one attempt, a 5 s socket timeout, and a name the broker
+    shows (``rabbitmqctl list_connections client_properties``, the management UI)."""
+    params = pika.URLParameters(url)
+    if heartbeat is not None:
+        params.heartbeat = heartbeat
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.client_properties = {"connection_name": name, "product": "RabbitLens"}
+    return params
+
+
 def describe_error(exc: BaseException) -> str:
     """A short human text for a connection failure (pika's own reprs are often empty)."""
     if isinstance(exc, pex.ConnectionClosedByBroker):
@@ -87,12 +99,8 @@ class BrokerLink:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._pump_interval = pump_interval
-        params = pika.URLParameters(url)
-        params.heartbeat = heartbeat
+        params = connection_parameters(url, name, heartbeat=heartbeat)
         params.blocked_connection_timeout = 30
-        params.connection_attempts = 1
-        params.socket_timeout = 5
-        params.client_properties = {"connection_name": name, "product": "RabbitLens"}
         self._params = params
         self._jobs: deque[tuple[Callable[[BlockingChannel], Any], Future]] = deque()
         self._jobs_lock = threading.Lock()

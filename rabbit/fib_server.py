@@ -37,6 +37,7 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
+from rabbit.connection import connection_parameters
 from rabbit.fib import DEFAULT_MAX_N, FibRequestError, answer
 from rabbit.urls import DEFAULT_AMQP_URL, redact_url
 
@@ -110,11 +111,8 @@ class FibServer:
         """Serve until stopped (SIGTERM/SIGINT or :meth:`request_stop`); reconnect with backoff if the broker goes."""
         self._backoff = 0.5
         while not self._stopping:
-            params = pika.URLParameters(self.amqp_url)
-            params.client_properties = {"connection_name": f"fib-server {self.server_id}", "product": "RabbitLens"}
-            params.heartbeat = 20
             self._connection = pika.SelectConnection(
-                params,
+                connection_parameters(self.amqp_url, f"fib-server {self.server_id}", heartbeat=20),
                 on_open_callback=self.on_connection_open,
                 on_open_error_callback=self.on_connection_open_error,
                 on_close_callback=self.on_connection_closed,

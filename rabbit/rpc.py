@@ -29,6 +29,7 @@ from typing import Any
 
 import pika
 
+from rabbit.connection import connection_parameters
 from rabbit.correlation import ANSWERED, PendingCalls
 from rabbit.errors import BrokerUnavailable, LabError
 from rabbit.urls import redact_url
@@ -329,13 +330,8 @@ class RpcClient:
     def _run(self) -> None:
         backoff = self._backoff_initial
         while not self._stopping.is_set():
-            params = pika.URLParameters(self.amqp_url)
-            params.heartbeat = self._heartbeat
-            params.connection_attempts = 1
-            params.socket_timeout = 5
-            params.client_properties = {"connection_name": self.name, "product": "RabbitLens"}
             conn = pika.SelectConnection(
-                params,
+                connection_parameters(self.amqp_url, self.name, heartbeat=self._heartbeat),
                 on_open_callback=self._on_connection_open,
                 on_open_error_callback=self._on_connection_open_error,
                 on_close_callback=self._on_connection_closed,
