@@ -118,6 +118,17 @@ def private_node(tmp_path: Path) -> Iterator[PrivateNode]:
         node.stop()
 
 
+@pytest.fixture
+def own_managed_node(tmp_path: Path) -> Iterator[PrivateNode]:
+    """A node with the management API for this test alone: free to restart, and every count on it is this
+    test's own (the session's ``managed_node`` is shared)."""
+    node = start_private_node(tmp_path / "own-node", PORT_BASE + 160, management=True)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
 @pytest.fixture(scope="session")
 def managed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNode]:
     """A private node with the management plugin, shared by tests that need the HTTP API (not stopped by them)."""

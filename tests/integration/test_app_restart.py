@@ -9,29 +9,18 @@ starts with empty lists.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from rabbit.localnode import PrivateNode
-from tests.conftest import PORT_BASE, LabServer, start_private_node, wait_until
+from tests.conftest import LabServer, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.private_node]
 
 # The broker notices a dead peer's connections at once when the kernel closes its sockets; allow for a slow
 # machine, and for the fib servers' own check that their parent is gone.
 GONE = 20.0
-
-
-@pytest.fixture
-def lab_node(tmp_path: Path) -> Iterator[PrivateNode]:
-    node = start_private_node(tmp_path / "node", PORT_BASE + 240, management=True)
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def management(node: PrivateNode, path: str) -> object:
@@ -102,28 +91,28 @@ def assert_starts_clean(lab: LabServer) -> None:
     assert lab.get("/api/trace").json()["enabled"] is False
 
 
-def test_a_stopped_or_killed_lab_leaves_nothing_behind(lab_node, lab_factory, unique):
+def test_a_stopped_or_killed_lab_leaves_nothing_behind(own_managed_node, lab_factory, unique):
     # A graceful stop (SIGTERM): the shutdown hooks run.
-    lab = lab_factory(lab_node.amqp_url, lab_node.management_url)
-    first = populate(lab, lab_node, unique, "term")
+    lab = lab_factory(own_managed_node.amqp_url, own_managed_node.management_url)
+    first = populate(lab, own_managed_node, unique, "term")
     lab.stop()
     assert lab.process.returncode == 0, "SIGTERM must end the lab through its shutdown hooks, not kill it"
-    wait_until(lambda: not leftovers(lab_node, first["own_queues"]), timeout=GONE, message="no leftovers")
+    wait_until(lambda: not leftovers(own_managed_node, first["own_queues"]), timeout=GONE, message="no leftovers")
     wait_until(lambda: not any(alive(pid) for pid in first["pids"]), timeout=GONE, message="fib servers gone")
-    assert vhost_tracing(lab_node) is False, "a graceful stop switches the trace off"
+    assert vhost_tracing(own_managed_node) is False, "a graceful stop switches the trace off"
     # The user's durable queue is not the lab's to delete; its consumers are gone with the lab.
     kept = f"/api/queues/%2F/{first['queue']}"
-    assert management(lab_node, kept)["durable"] is True
-    wait_until(lambda: management(lab_node, kept).get("consumers") == 0, timeout=GONE, message="no consumers")
+    assert management(own_managed_node, kept)["durable"] is True
+    wait_until(lambda: management(own_managed_node, kept).get("consumers") == 0, timeout=GONE, message="no consumers")
 
     # A crash (SIGKILL): no hook runs; the broker and the fib servers notice on their own.
-    second_lab = lab_factory(lab_node.amqp_url, lab_node.management_url)
+    second_lab = lab_factory(own_managed_node.amqp_url, own_managed_node.management_url)
     assert_starts_clean(second_lab)
-    second = populate(second_lab, lab_node, unique, "kill")
+    second = populate(second_lab, own_managed_node, unique, "kill")
     second_lab.process.kill()
     second_lab.process.wait(10)
-    wait_until(lambda: not leftovers(lab_node, second["own_queues"]), timeout=GONE, message="no leftovers")
+    wait_until(lambda: not leftovers(own_managed_node, second["own_queues"]), timeout=GONE, message="no leftovers")
     wait_until(lambda: not any(alive(pid) for pid in second["pids"]), timeout=GONE, message="fib servers gone")
 
-    third_lab = lab_factory(lab_node.amqp_url, lab_node.management_url)
+    third_lab = lab_factory(own_managed_node.amqp_url, own_managed_node.management_url)
     assert_starts_clean(third_lab)

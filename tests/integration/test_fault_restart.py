@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 import socketio
 
-from rabbit.localnode import PrivateNode
-from tests.conftest import PORT_BASE, LabServer, start_private_node, wait_until
+from tests.conftest import LabServer, wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.private_node]
 
@@ -25,15 +22,6 @@ HIGH_RATE = ("tap", "trace", "delivery", "rpc_reply")
 LOW_RATE = ("broker_status", "consumer", "taps", "trace_status")
 # Generous bounds: a loaded 2-core machine restarts a node slowly and the links back off up to 5 s.
 BACK = 30.0
-
-
-@pytest.fixture
-def fault_node(tmp_path: Path) -> Iterator[PrivateNode]:
-    node = start_private_node(tmp_path / "node", PORT_BASE + 200, management=True)
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 class Events:
@@ -172,8 +160,8 @@ class Scene:
         )
 
 
-def test_broker_restart_and_closed_connections_with_everything_running(fault_node, lab_factory, unique):
-    lab = lab_factory(fault_node.amqp_url, fault_node.management_url)
+def test_broker_restart_and_closed_connections_with_everything_running(own_managed_node, lab_factory, unique):
+    lab = lab_factory(own_managed_node.amqp_url, own_managed_node.management_url)
     events = Events(lab.base_url)
     try:
         wait_until(lambda: events.states()[-1:] == ["connected"], message="connected")
@@ -200,7 +188,7 @@ def test_broker_restart_and_closed_connections_with_everything_running(fault_nod
         )
 
         before = len(events.states())
-        fault_node.restart()
+        own_managed_node.restart()
         caller.join(60)
         assert not caller.is_alive(), "the in-flight RPC call hung"
         response = slow["response"]
@@ -229,7 +217,7 @@ def test_broker_restart_and_closed_connections_with_everything_running(fault_nod
 
         # The server closes every connection: the same set comes back again.
         before = len(events.states())
-        result = fault_node.ctl("close_all_connections", "fault test")
+        result = own_managed_node.ctl("close_all_connections", "fault test")
         assert result.returncode == 0, result.stderr
         wait_until(lambda: went_down_and_came_back(events.states()[before:]), timeout=BACK, message="down, then back")
         scene.check_everything_streams(events, "after close_all_connections")

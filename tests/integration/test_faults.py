@@ -44,16 +44,6 @@ def management_channels(node) -> list[dict]:
     ).json()
 
 
-@pytest.fixture
-def own_managed_node(tmp_path):
-    """A node with the management API for this test alone: its channel count is this lab's only."""
-    from tests.conftest import PORT_BASE, start_private_node
-
-    node = start_private_node(tmp_path / "node", PORT_BASE + 160, management=True)
-    yield node
-    node.stop()
-
-
 def test_hundreds_of_channel_errors_leak_no_channel_thread_or_greenlet(own_managed_node, lab_factory, unique):
     managed_node = own_managed_node
     lab = lab_factory(managed_node.amqp_url, managed_node.management_url)
