@@ -157,7 +157,9 @@ class BrokerLink:
         """Run ``fn(channel)`` in the owner and return its result.
 
         A broker error closes only the channel: it is raised as :class:`BrokerError` and the next call gets a
-        fresh channel. Raises :class:`BrokerUnavailable` at once while the broker is unreachable.
+        fresh channel. Raises :class:`BrokerUnavailable` at once while the broker is unreachable; right after
+        :meth:`start`, while the first connection is still being made, it waits for it up to ``min(timeout, 5)``
+        seconds rather than fail a request that came a moment too early.
         """
         if threading.get_ident() == self._owner_ident:
             return self._run_job(fn)

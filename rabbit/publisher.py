@@ -28,7 +28,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbit.burst import ConfirmedBurst
 from rabbit.confirms import Confirmed
-from rabbit.connection import CONNECTING, BrokerLink
+from rabbit.connection import BrokerLink
 from rabbit.errors import BrokerUnavailable, InvalidInput, LabError
 from rabbit.properties import MessageProperties, body_preview, from_pika, to_pika
 
@@ -140,7 +140,6 @@ class Publisher:
     # ------------------------------------------------------------------ publishing
     def publish(self, request: PublishRequest) -> Outcome:
         """Publish one message and wait for the broker's confirm. Broker refusals raise ``BrokerError``."""
-        self._await_first_connection()
         message_id = new_message_id()
         outcome = self.link.call(lambda ch: self._publish_one(ch, request, message_id), timeout=self.timeout)
         self._report(request, outcome)
@@ -226,11 +225,6 @@ class Publisher:
             "seconds": round(elapsed, 3),
             "rate": round(count / elapsed, 1) if elapsed > 0 else None,
         }
-
-    def _await_first_connection(self) -> None:
-        """Right after start the link may still be connecting: wait a little rather than fail at once."""
-        if self.link.status["state"] == CONNECTING:
-            self.link.wait_connected(min(self.timeout, 5.0))
 
     # ------------------------------------------------------------------ owner side
     def _publish_one(self, channel: BlockingChannel, request: PublishRequest, message_id: str) -> Outcome:

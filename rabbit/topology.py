@@ -275,11 +275,7 @@ class Topology:
 
     # ------------------------------------------------------------- helpers
     def _call(self, fn: Callable[[Any], Any]) -> Any:
-        # Right after start the link may still be opening its first connection: wait for it a little rather than
-        # answer 503 (while the broker is down or reconnecting, BrokerUnavailable comes at once).
-        status = getattr(self.link, "status", None)
-        if isinstance(status, dict) and status.get("state") == "connecting" and hasattr(self.link, "wait_connected"):
-            self.link.wait_connected(min(self._timeout, 5.0))
+        # Right after start the link waits a little for its first connection itself (BrokerLink.call).
         return self.link.call(fn, timeout=self._timeout)
 
     def _changed(self) -> None:
