@@ -121,11 +121,22 @@ def parse_properties(data: dict[str, Any] | None) -> MessageProperties:
 
 def to_pika(props: MessageProperties | None, extra_headers: dict[str, Any] | None = None) -> pika.BasicProperties:
     """``pika.BasicProperties`` from validated properties, with ``extra_headers`` (the lab's own) merged in."""
-    values = props.model_dump(exclude_none=True) if props is not None else {}
-    headers = dict(values.pop("headers", None) or {})
+    return pika_from_values(property_values(props), extra_headers)
+
+
+def property_values(props: MessageProperties | None) -> dict[str, Any]:
+    """The properties that are set, as plain values (compute once when the same properties go out many times)."""
+    return props.model_dump(exclude_none=True) if props is not None else {}
+
+
+def pika_from_values(values: dict[str, Any], extra_headers: dict[str, Any] | None = None) -> pika.BasicProperties:
+    """``pika.BasicProperties`` from :func:`property_values`, with ``extra_headers`` merged in (``values`` is
+    left as it was)."""
+    fields = dict(values)
+    headers = dict(fields.pop("headers", None) or {})
     if extra_headers:
         headers.update(extra_headers)
-    return pika.BasicProperties(headers=headers or None, **values)
+    return pika.BasicProperties(headers=headers or None, **fields)
 
 
 def json_safe(value: Any) -> Any:

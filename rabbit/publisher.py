@@ -30,7 +30,7 @@ from rabbit.burst import ConfirmedBurst
 from rabbit.confirms import Confirmed
 from rabbit.connection import BrokerLink
 from rabbit.errors import BrokerUnavailable, InvalidInput, LabError
-from rabbit.properties import MessageProperties, body_preview, from_pika, to_pika
+from rabbit.properties import MessageProperties, body_preview, from_pika, pika_from_values, property_values, to_pika
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,8 @@ class PublishRequest:
     def pika_properties(self, message_id: str, published_at: float) -> pika.BasicProperties:
         """The wire properties of one copy: the request's own plus the lab's id and publish-time headers."""
         if self._pika_values is None:
-            self._pika_values = self.properties.model_dump(exclude_none=True) if self.properties is not None else {}
-        values = dict(self._pika_values)
-        headers = dict(values.pop("headers", None) or {})
-        headers[ID_HEADER] = message_id
-        headers[TIME_HEADER] = int(published_at * 1000)
-        return pika.BasicProperties(headers=headers, **values)
+            self._pika_values = property_values(self.properties)
+        return pika_from_values(self._pika_values, {ID_HEADER: message_id, TIME_HEADER: int(published_at * 1000)})
 
     def properties_json(self) -> dict[str, Any]:
         """The properties as a consumer will see them, without the lab's own headers (computed once)."""
