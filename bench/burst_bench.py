@@ -20,13 +20,12 @@ import statistics
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pika
 import requests
 
-from bench.live_bench import BODY_64, DEFAULT_URL, ROOT, Bench, machine
+from bench.live_bench import BODY_64, DEFAULT_URL, ROOT, Bench, machine, print_report
 
 WINDOW = 1000
 
@@ -169,11 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "live hub.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.out != "-":
-        Path(args.out).write_text(text)
-        print(f"written to {args.out}")
+    print_report("\n".join(lines), args.out)
     return 0
 
 

@@ -696,6 +696,14 @@ def report(results: dict[str, Any], args: argparse.Namespace, command: str, star
     return "\n".join(lines)
 
 
+def print_report(text: str, out: str) -> None:
+    """Print a results report and write it to ``out`` (``-``: print only)."""
+    print(text)
+    if out != "-":
+        Path(out).write_text(text)
+        print(f"written to {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about a minute)")
@@ -706,11 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     command = "python -m bench.live_bench" + (" --quick" if args.quick else "")
     results = Bench(args).run()
-    text = report(results, args, command, started)
-    print(text)
-    if args.out != "-":
-        Path(args.out).write_text(text)
-        print(f"written to {args.out}")
+    print_report(report(results, args, command, started), args.out)
     return 0
 
 
