@@ -103,6 +103,11 @@ class Outcome:
     returned: dict[str, Any] | None = None
     published_at: float = field(default_factory=time.time)
 
+    def dropped(self, mandatory: bool) -> bool:
+        """Acked but routed nowhere and not asked back: what the broker does with a plain unroutable publish
+        (a nacked message was refused, not dropped)."""
+        return self.confirmed and not self.routed and not mandatory
+
 
 class Publisher:
     """Publishes with confirms on its own connection; reports ``published`` / ``returned`` / ``publish_progress``."""
@@ -175,7 +180,7 @@ class Publisher:
             totals["confirmed"] += outcome.confirmed
             totals["nacked"] += not outcome.confirmed
             totals["routed"] += outcome.routed
-            if not outcome.routed:
+            if outcome.confirmed and not outcome.routed:  # acked but unroutable (a nack is counted as nacked)
                 totals["returned" if request.mandatory else "dropped"] += 1
             if returned is not None and first_returned is None:
                 first_returned = returned
@@ -250,7 +255,7 @@ class Publisher:
             "predicted": request.predicted,
             "confirmed": outcome.confirmed,
             "routed": outcome.routed,
-            "dropped": not outcome.routed and not request.mandatory,
+            "dropped": outcome.dropped(request.mandatory),
             "time": outcome.published_at,
         }
         self._emit("published", event)

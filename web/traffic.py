@@ -125,7 +125,7 @@ class TrafficService:
                 "confirmed": outcome.confirmed,
                 "routed": outcome.routed,
                 "returned": outcome.returned,
-                "dropped": not outcome.routed and not body.mandatory,
+                "dropped": outcome.dropped(body.mandatory),
                 "predicted": predicted,
             }
         result = self.publisher.burst(

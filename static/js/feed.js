@@ -37,7 +37,7 @@ export class Feed {
     this.messages = new Map(); // lab id -> {predicted, routed, delivered: Set, cells: [], published}
     this.deliveryRows = new Map(); // "consumer:tag" -> status cell
     this.settled = new Map(); // "consumer:tag" -> [label, class] for acks that beat their row to the screen
-    this.totals = { published: 0, delivery: 0, ack: 0, nack: 0, returned: 0, unroutable: 0, mismatch: 0 };
+    this.totals = { published: 0, refused: 0, delivery: 0, ack: 0, nack: 0, returned: 0, unroutable: 0, mismatch: 0 };
     this.droppedFromView = 0;
     this.scheduled = false;
     this.renderStats();
@@ -47,7 +47,8 @@ export class Feed {
   add(kind, data) {
     if (kind === "published") {
       this.totals.published += 1;
-      if (!data.routed) this.totals.unroutable += 1;
+      if (data.confirmed === false) this.totals.refused += 1; // basic.nack: the broker refused it
+      else if (!data.routed) this.totals.unroutable += 1;
       this.remember(data.id, { predicted: data.predicted, routed: data.routed, published: data });
     } else if (kind === "delivery") {
       this.totals.delivery += 1;
@@ -185,7 +186,10 @@ export class Feed {
     let label = kind;
     let tone = kind;
     if (kind === "published") {
-      if (data.routed === false) {
+      if (data.confirmed === false) {
+        label = "published · nacked";
+        tone = "unroutable";
+      } else if (data.routed === false) {
         kinds.push("returned");
         label = data.mandatory ? "published · unroutable" : "published · dropped";
         tone = "unroutable";
@@ -291,7 +295,7 @@ export class Feed {
     const t = this.totals;
     const rows = this.tbody.rows.length;
     const parts = [
-      `published ${t.published}`, `delivered ${t.delivery}`, `acked ${t.ack}`, `nacked/rejected ${t.nack}`,
+      `published ${t.published}`, `refused ${t.refused}`, `delivered ${t.delivery}`, `acked ${t.ack}`, `nacked/rejected ${t.nack}`,
       `returned ${t.returned}`, `unroutable ${t.unroutable}`, `prediction differs ${t.mismatch}`,
       `· in view ${rows}/${this.cap}`, `dropped from view ${this.droppedFromView}`,
     ];

@@ -53,10 +53,12 @@ function describeResult(result) {
   } else if (result.returned) {
     parts.push(el("strong", { class: "bad" }, "↩ Returned"),
       ` ${result.returned.reply_code} ${result.returned.reply_text}: no queue took it`);
+  } else if (!result.confirmed) {
+    parts.push(el("strong", { class: "bad" }, "✗ Nacked"), " · the broker refused it (e.g. a full queue with x-overflow reject-publish)");
   } else if (!result.routed) {
     parts.push(el("strong", { class: "warn" }, "⚠ Unroutable"), " · confirmed, but dropped: no queue took it (tick mandatory to get it back)");
   } else {
-    parts.push(el("strong", { class: "good" }, result.confirmed ? "✓ Confirmed" : "✗ Nacked"), " · routed");
+    parts.push(el("strong", { class: "good" }, "✓ Confirmed"), " · routed");
   }
   parts.push(el("br"), el("span", { class: "muted" }, "predicted: "), predicted,
     el("span", { class: "muted" }, " · id "), el("code", {}, result.id));

@@ -134,9 +134,13 @@ def test_a_burst_into_a_full_queue_shows_its_progress_and_the_nacked_overflow(sh
         text = result.inner_text()
         assert "routed 100" in text
         assert "nacked 1900" in text
+        assert "dropped 0" in text  # refused copies are not "dropped" (that is acked but unroutable)
         assert result.locator(".bad", has_text="nacked 1900").count() == 1
         assert "2000 / 2000 done in" in panel.locator("#burst-text").inner_text()
         assert panel.locator("#burst-progress").get_attribute("max") == "2000"
+        panel.locator("#feed-rows tr[data-kind='published']", has_text="published · nacked").first.wait_for()
+        assert "refused 1900" in panel.locator("#feed-stats").inner_text()
+        assert "unroutable 0" in panel.locator("#feed-stats").inner_text()
         assert page.js_errors == []
     finally:
         shared_lab.delete(f"/api/queues/{queue}")

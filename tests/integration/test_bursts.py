@@ -66,8 +66,12 @@ def test_a_full_queue_that_rejects_publishes_nacks_the_overflow(shared_lab, amqp
     assert result["counts"]["published"] == 50
     assert result["counts"]["routed"] == 10
     assert result["counts"]["nacked"] == 40
+    assert result["counts"]["dropped"] == 0  # refused by the broker, not unroutable
+    assert result["counts"]["returned"] == 0
     assert result["confirmed"] is False
     assert depth(amqp, queue) == 10
+    single = shared_lab.post("/api/publish", {"routing_key": queue, "body": "one more"}).json()
+    assert (single["confirmed"], single["routed"], single["dropped"]) == (False, False, False)
 
 
 def test_a_burst_to_a_missing_exchange_is_404_and_the_next_burst_works(shared_lab, amqp, unique):
