@@ -161,7 +161,7 @@ class Scene:
 
 
 def test_broker_restart_and_closed_connections_with_everything_running(own_managed_node, lab_factory, unique):
-    lab = lab_factory(own_managed_node.amqp_url, own_managed_node.management_url)
+    lab = lab_factory(own_managed_node.amqp_url, own_managed_node.management_url).wait_broker_connected()
     events = Events(lab.base_url)
     try:
         wait_until(lambda: events.states()[-1:] == ["connected"], message="connected")

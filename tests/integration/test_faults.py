@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.private_node]
 
 
 def test_connections_closed_by_the_server_are_reopened(private_node, lab_factory):
-    lab = lab_factory(private_node.amqp_url)
+    lab = lab_factory(private_node.amqp_url).wait_broker_connected()
     states = []
     client = socketio.Client(reconnection=True)
     client.on("broker_status", lambda status: states.append(status))
