@@ -383,18 +383,23 @@ def _loose(value: Any) -> Any:
     return _field(value)[1]
 
 
+def same_in_management_view(a: Any, b: Any) -> bool:
+    """Whether the management API shows the two values (tables of binding arguments, say) alike."""
+    return _loose(a) == _loose(b)
+
+
 def _first(pair: tuple[bytes, Any]) -> bytes:
     return pair[0]
 
 
-def _blurred(value: Any) -> bool:
+def blurred_by_management(value: Any) -> bool:
     """Whether the management view may show ``value`` other than the broker holds it."""
     if value == MANAGEMENT_VOID:
         return True
     if isinstance(value, Mapping):
-        return len(value) > 1 or any(_blurred(v) for v in value.values())
+        return len(value) > 1 or any(blurred_by_management(v) for v in value.values())
     if isinstance(value, list | tuple):
-        return any(_blurred(v) for v in value)
+        return any(blurred_by_management(v) for v in value)
     return False
 
 
@@ -446,7 +451,7 @@ def _header_checks(
         present = key in headers
         actual = headers.get(key)
         uncertain = None
-        if key in unclear and _blurred(expected):
+        if key in unclear and blurred_by_management(expected):
             ok, reason, uncertain = _unclear_check(key, expected, actual, present)
         elif not present:
             ok, reason = False, "the header is missing"
