@@ -332,6 +332,7 @@ class Topology:
         # The lab's own bindings that are not in the registry (a tap's): () -> [binding record + "lab": "tap"].
         self.lab_bindings: Callable[[], list[dict[str, Any]]] | None = None
         self._probed: dict[tuple[str, str], tuple[float, bool]] = {}  # (kind, name) -> (when, exists)
+        self._versioned: tuple[Mapping[str, Any], str] | None = None
 
     # ------------------------------------------------------------- helpers
     def _call(self, fn: Callable[[Any], Any]) -> Any:
@@ -572,7 +573,7 @@ class Topology:
             opaque=found_x,
             lab_queues=lab_queues,
         )
-        result.topology_version = topology_version(snapshot)
+        result.topology_version = self._version(snapshot)
         for name in found_q:
             if any(m.destination == name for m in result.matches):
                 result.notes.append(
@@ -586,6 +587,15 @@ class Topology:
                 "without the management API the lab sees only the bindings it made itself; " + MANAGEMENT_HINT
             )
         return result
+
+    def _version(self, snapshot: Mapping[str, Any]) -> str:
+        """:func:`topology_version`, computed once per snapshot (a cached one serves many predictions)."""
+        known = self._versioned
+        if known is not None and known[0] is snapshot:
+            return known[1]
+        version = topology_version(snapshot)
+        self._versioned = (snapshot, version)
+        return version
 
     def _inputs(self, snapshot: Mapping[str, Any]) -> tuple[list[Any], list[Any], list[str]]:
         """The engine's inputs, with the lab's tap bindings in place of whatever the listing says of their queues

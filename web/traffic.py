@@ -93,6 +93,7 @@ class TrafficService:
         self._stopping = threading.Event()
         self._last_stats: Any = None
         self._predictions: OrderedDict[str, Prediction] = OrderedDict()
+        self.predictions_kept = _limit(lab, "predictions_kept", PREDICTIONS_KEPT)
         self._predictions_lock = threading.Lock()
 
     def start(self) -> None:
@@ -138,7 +139,7 @@ class TrafficService:
     def _remember(self, message_id: str, prediction: Prediction) -> None:
         with self._predictions_lock:
             self._predictions[message_id] = prediction
-            while len(self._predictions) > PREDICTIONS_KEPT:
+            while len(self._predictions) > self.predictions_kept:
                 self._predictions.popitem(last=False)
 
     def _check_publish(self, prediction: Prediction, outcome: Outcome) -> dict[str, Any] | None:
