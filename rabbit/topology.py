@@ -548,8 +548,8 @@ class Topology:
 
         What the snapshot does not hold is asked of the broker with passive declares: a queue named by a
         default-exchange key, an exchange (then its bindings are unknown: ``routed`` None, unless the management
-        API lists them). The lab's taps count, marked as the lab's. A cached snapshot that misses a name is
-        re-read once before the broker is asked.
+        API lists them). The lab's taps count, marked as the lab's. A cached management listing that misses the
+        exchange is read again once before the broker is asked.
         """
         from rabbit.routing import route
 
@@ -557,8 +557,10 @@ class Topology:
         snapshot = self.snapshot(max_age)
         exchanges, bindings, queues = self._inputs(snapshot)
         missing_x, missing_q = _missing(exchanges, bindings, queues, exchange, routing_key, headers)
-        if (missing_x or missing_q) and max_age > 0 and snapshot.get("source") == "management":
-            snapshot = self.snapshot(0.0)  # maybe made a moment ago: the 1 s cache has not seen it
+        if exchange in missing_x and max_age > 0 and snapshot.get("source") == "management":
+            # Maybe declared a moment ago: the cached listing has not seen it (its bindings would be unknown).
+            # A missing queue is only probed: re-listing the vhost on each keystroke of the explainer costs too much.
+            snapshot = self.snapshot(0.0)
             exchanges, bindings, queues = self._inputs(snapshot)
             missing_x, missing_q = _missing(exchanges, bindings, queues, exchange, routing_key, headers)
         found_x, found_q = self._exists(missing_x, missing_q, max_age)
