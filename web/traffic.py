@@ -183,7 +183,7 @@ class TrafficService:
         shown = "nothing known" if again is None else ", ".join(again) or "no queue"
         if again is not None and agrees(again) and changed:
             verdict = "topology_changed"
-            note = f"the topology changed after the prediction: read again now it predicts {shown}, as {observed}"
+            note = f"the topology changed after the prediction: read again now, it predicts {shown}, as {observed}"
         elif again is None:
             verdict = "topology_changed" if changed else "unknown"
             note = f"read again now the lab cannot tell where it goes ({'; '.join(fresh.notes)}); {observed}"
