@@ -69,6 +69,13 @@ class PublishRequest:
     properties: MessageProperties | None = None
     mandatory: bool = False
     predicted: list[str] | None = None
+    # What qualifies the prediction (a lab tap takes it, bindings unknown...), shown with each published message.
+    prediction_notes: list[str] = field(default_factory=list)
+    # check(outcome) -> a dict saying why prediction and broker differ (after a re-read), or None when they agree.
+    check: Callable[[Outcome], dict[str, Any] | None] | None = field(default=None, repr=False)
+    # on_id(id): the message's lab id (a burst's: its burst id) before it goes out, so that a delivery that
+    # beats the confirm can still be matched to the request.
+    on_id: Callable[[str], None] | None = field(default=None, repr=False)
     _preview: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _properties_json: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _pika_values: dict[str, Any] | None = field(default=None, init=False, repr=False)
@@ -102,6 +109,7 @@ class Outcome:
     routed: bool
     returned: dict[str, Any] | None = None
     published_at: float = field(default_factory=time.time)
+    prediction_check: dict[str, Any] | None = None
 
     def dropped(self, mandatory: bool) -> bool:
         """Acked but routed nowhere and not asked back: what the broker does with a plain unroutable publish
@@ -142,6 +150,8 @@ class Publisher:
     def publish(self, request: PublishRequest) -> Outcome:
         """Publish one message and wait for the broker's confirm. Broker refusals raise ``BrokerError``."""
         message_id = new_message_id()
+        if request.on_id is not None:
+            request.on_id(message_id)
         outcome = self.link.call(lambda ch: self._publish_one(ch, request, message_id), timeout=self.timeout)
         self._report(request, outcome)
         return outcome
@@ -160,6 +170,8 @@ class Publisher:
         what was confirmed until then.
         """
         burst_id = new_message_id("b")
+        if request.on_id is not None:
+            request.on_id(burst_id)
         totals = {"published": 0, "confirmed": 0, "nacked": 0, "routed": 0, "returned": 0, "dropped": 0}
         first_returned: dict[str, Any] | None = None
 
@@ -244,6 +256,11 @@ class Publisher:
         return Outcome(message_id, True, True, None, now)
 
     def _report(self, request: PublishRequest, outcome: Outcome) -> None:
+        if request.check is not None:
+            try:
+                outcome.prediction_check = request.check(outcome)
+            except Exception:
+                log.exception("prediction check failed")
         event = {
             "id": outcome.id,
             "exchange": request.exchange,
@@ -253,6 +270,8 @@ class Publisher:
             "body": request.preview(),
             "mandatory": request.mandatory,
             "predicted": request.predicted,
+            "prediction_notes": request.prediction_notes,
+            "prediction_check": outcome.prediction_check,
             "confirmed": outcome.confirmed,
             "routed": outcome.routed,
             "dropped": outcome.dropped(request.mandatory),

@@ -67,15 +67,21 @@ class BindingInfo:
     destination_type: str  # "queue" | "exchange"
     routing_key: str = ""
     arguments: Mapping[str, Any] = field(default_factory=dict)
+    # Argument keys whose value a listing may have changed: the management API shows a void value as the string
+    # "undefined" and sorts the keys of a nested table (the broker compares tables in their order).
+    unclear: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record = {
             "source": self.source,
             "destination": self.destination,
             "destination_type": self.destination_type,
             "routing_key": self.routing_key,
             "arguments": jsonable(dict(self.arguments or {})),
         }
+        if self.unclear:
+            record["arguments_unclear"] = list(self.unclear)
+        return record
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class Match:
     binding: BindingInfo
     via: tuple[str, ...]
     explanation: dict[str, Any]
+    lab: bool = False  # the destination is one of the lab's own queues (a tap's), not an application's
 
     @property
     def destination(self) -> str:
@@ -99,6 +106,7 @@ class Match:
             "destination_type": self.destination_type,
             "via": list(self.via),
             "explanation": self.explanation,
+            "lab": self.lab,
         }
 
 
@@ -120,10 +128,26 @@ class RouteResult:
     misses: list[Miss] = field(default_factory=list)
     alternates: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    refused: str | None = None  # why the broker refuses the publish itself ("internal exchange")
+    unknown: list[str] = field(default_factory=list)  # exchanges reached that exist but whose bindings are unknown
+    lab_queues: list[str] = field(default_factory=list)  # the lab's own queues among ``queues`` (taps)
+    caveats: list[str] = field(default_factory=list)  # what qualifies this prediction (also in ``notes``)
+    topology_version: str | None = None  # set by the caller: which topology the prediction used
 
     @property
-    def routed(self) -> bool:
-        return bool(self.queues)
+    def routed(self) -> bool | None:
+        """True: some queue takes it; False: none does (or the broker refuses it); None: the lab cannot tell."""
+        if self.refused is not None:
+            return False
+        if self.queues:
+            return True
+        return None if self.unknown else False
+
+    def caveat(self, text: str) -> None:
+        if text not in self.caveats:
+            self.caveats.append(text)
+        if text not in self.notes:
+            self.notes.append(text)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +158,11 @@ class RouteResult:
             "alternates": [dict(a) for a in self.alternates],
             "exchange": self.exchange,
             "notes": list(self.notes),
+            "refused": self.refused,
+            "unknown_bindings": list(self.unknown),
+            "lab_queues": list(self.lab_queues),
+            "caveats": list(self.caveats),
+            "topology_version": self.topology_version,
         }
 
 
@@ -330,10 +359,89 @@ def x_match_mode(binding_args: Mapping[str, Any] | None) -> str:
     return value if value in X_MATCH_MODES else "all"
 
 
-def _header_checks(binding_args: Mapping[str, Any] | None, headers: Mapping[str, Any] | None):
+MANAGEMENT_VOID = "undefined"  # how the management API shows a void table value
+
+
+class _Either:
+    """A value the management view shows as "undefined": a void value or that string (equal to either)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Either)
+
+    def __hash__(self) -> int:
+        return 0
+
+
+def _loose(value: Any) -> Any:
+    """``value`` as the management view keeps it: table keys in no order, void and "undefined" alike."""
+    if value is None or value == MANAGEMENT_VOID:
+        return _Either()
+    if isinstance(value, Mapping):
+        return ("table", tuple(sorted(((str(k).encode("utf-8"), _loose(v)) for k, v in value.items()), key=_first)))
+    if isinstance(value, list | tuple):
+        return ("array", tuple(_loose(v) for v in value))
+    return _field(value)[1]
+
+
+def same_in_management_view(a: Any, b: Any) -> bool:
+    """Whether the management API shows the two values (tables of binding arguments, say) alike."""
+    return _loose(a) == _loose(b)
+
+
+def _first(pair: tuple[bytes, Any]) -> bytes:
+    return pair[0]
+
+
+def blurred_by_management(value: Any) -> bool:
+    """Whether the management view may show ``value`` other than the broker holds it."""
+    if value == MANAGEMENT_VOID:
+        return True
+    if isinstance(value, Mapping):
+        return len(value) > 1 or any(blurred_by_management(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(blurred_by_management(v) for v in value)
+    return False
+
+
+def _unclear_check(key: str, expected: Any, actual: Any, present: bool) -> tuple[bool, str, str | None]:
+    """(ok, reason, uncertain) for a binding value the management view may have changed.
+
+    The best reading: "undefined" is a void value (a presence check: nobody binds that string on purpose) and a
+    nested table was declared in the order the message uses. ``uncertain`` says what the other reading would do.
+    """
+    if expected == MANAGEMENT_VOID:
+        as_string = present and _field(actual)[1] == _field(MANAGEMENT_VOID)[1]
+        reason = "the header is present (read as a void binding value: a presence check)"
+        if not present:
+            return False, "the header is missing", None
+        if as_string:
+            return True, reason, None
+        return (
+            True,
+            reason,
+            f"the management API shows '{key}' as \"undefined\": a void value (a presence check, which matches) "
+            'or the string "undefined" (which does not match this header); the lab cannot tell which',
+        )
+    if not present:
+        return False, "the header is missing", None
+    if _loose(expected) != _loose(actual):
+        return False, "different value", None
+    return (
+        True,
+        "equal (as far as the management view shows)",
+        f"the management API sorts the keys of the nested table '{key}' (and shows a void value as \"undefined\"): "
+        "the broker compares tables in their declared order, so this matches only if the binding was declared "
+        "in the order the message uses",
+    )
+
+
+def _header_checks(
+    binding_args: Mapping[str, Any] | None, headers: Mapping[str, Any] | None, unclear: Iterable[str] = ()
+):
     mode = x_match_mode(binding_args)
     with_x = mode.endswith("-with-x")
     headers = headers or {}
+    unclear = set(unclear)
     checks, ignored = [], []
     for key in sorted(binding_args or {}, key=lambda k: k.encode("utf-8")):
         expected = binding_args[key]
@@ -342,7 +450,10 @@ def _header_checks(binding_args: Mapping[str, Any] | None, headers: Mapping[str,
             continue
         present = key in headers
         actual = headers.get(key)
-        if not present:
+        uncertain = None
+        if key in unclear and blurred_by_management(expected):
+            ok, reason, uncertain = _unclear_check(key, expected, actual, present)
+        elif not present:
             ok, reason = False, "the header is missing"
         elif expected is None:
             ok, reason = True, "the header is present (a void binding value asks only for presence)"
@@ -352,22 +463,25 @@ def _header_checks(binding_args: Mapping[str, Any] | None, headers: Mapping[str,
             ok, reason = False, "different value"
             if _kind(expected) != _kind(actual):
                 reason = f"a {_kind(actual)} is never equal to a {_kind(expected)}"
-        checks.append(
-            {
-                "header": key,
-                "expected": jsonable(expected),
-                "actual": jsonable(actual) if present else None,
-                "present": present,
-                "ok": ok,
-                "reason": reason,
-            }
-        )
+        check = {
+            "header": key,
+            "expected": jsonable(expected),
+            "actual": jsonable(actual) if present else None,
+            "present": present,
+            "ok": ok,
+            "reason": reason,
+        }
+        if uncertain:
+            check["uncertain"] = uncertain
+        checks.append(check)
     return mode, checks, ignored
 
 
-def headers_match(binding_args: Mapping[str, Any] | None, headers: Mapping[str, Any] | None) -> bool:
+def headers_match(
+    binding_args: Mapping[str, Any] | None, headers: Mapping[str, Any] | None, unclear: Iterable[str] = ()
+) -> bool:
     """Whether a headers-exchange binding with ``binding_args`` takes a message with ``headers``."""
-    mode, checks, _ = _header_checks(binding_args, headers)
+    mode, checks, _ = _header_checks(binding_args, headers, unclear)
     return _decide(mode, checks)
 
 
@@ -378,8 +492,10 @@ def _decide(mode: str, checks: list[dict[str, Any]]) -> bool:
     return any(c["ok"] for c in checks)
 
 
-def explain_headers(binding_args: Mapping[str, Any] | None, headers: Mapping[str, Any] | None) -> dict[str, Any]:
-    mode, checks, ignored = _header_checks(binding_args, headers)
+def explain_headers(
+    binding_args: Mapping[str, Any] | None, headers: Mapping[str, Any] | None, unclear: Iterable[str] = ()
+) -> dict[str, Any]:
+    mode, checks, ignored = _header_checks(binding_args, headers, unclear)
     matched = _decide(mode, checks)
     given = "x-match" in (binding_args or {})
     label = f"x-match {mode}" if given else "x-match not given (so all)"
@@ -397,7 +513,7 @@ def explain_headers(binding_args: Mapping[str, Any] | None, headers: Mapping[str
         text = f"{label}: {good} of {_plural(len(checks), 'argument')} match ({need}){detail}"
     if ignored and not mode.endswith("-with-x"):
         text += f"; x- arguments are not compared: {', '.join(ignored)}"
-    return {
+    explanation = {
         "type": "headers",
         "matched": matched,
         "x_match": mode,
@@ -405,6 +521,11 @@ def explain_headers(binding_args: Mapping[str, Any] | None, headers: Mapping[str
         "ignored": ignored,
         "text": text,
     }
+    # Would the other reading of an unclear value (see _unclear_check) turn the decision around?
+    flipped = [{**c, "ok": not c["ok"]} if c.get("uncertain") else c for c in checks]
+    if _decide(mode, flipped) != matched:
+        explanation["uncertain"] = "; ".join(c["uncertain"] for c in checks if c.get("uncertain"))
+    return explanation
 
 
 # --------------------------------------------------------------------------- direct, fanout, default
@@ -487,8 +608,56 @@ def route(
     routing_key: str,
     headers: Mapping[str, Any] | None = None,
     queues: Iterable[str] | None = None,
+    *,
+    opaque: Iterable[str] = (),
+    lab_queues: Mapping[str, str] | None = None,
 ) -> RouteResult:
-    """Every queue a message published to ``exchange`` reaches, by which bindings and hops, and why."""
+    """Every queue a message published to ``exchange`` reaches, by which bindings and hops, and why.
+
+    ``opaque``: exchanges known to exist (a passive declare said so) whose type and bindings are unknown; a
+    message reaching one makes ``routed`` None unless some queue is found anyway. ``lab_queues``: the lab's own
+    queues (queue -> what it is, e.g. ``"tap"``): they count, as on the broker, and are marked as the lab's.
+    """
+    bindings = list(bindings)
+    exchanges = list(exchanges)
+    result = _walk(exchanges, bindings, exchange, routing_key, headers, queues, set(opaque))
+    lab = dict(lab_queues or {})
+    if lab and any(q in lab for q in result.queues):
+        result.matches = [
+            Match(m.binding, m.via, m.explanation, lab=True)
+            if m.destination_type == "queue" and m.destination in lab
+            else m
+            for m in result.matches
+        ]
+        result.lab_queues = [q for q in result.queues if q in lab]
+        kinds = sorted({lab[q] for q in result.lab_queues})
+        what = " or ".join(kinds)
+        mine = [b for b in bindings if not (b.destination_type == "queue" and b.destination in lab)]
+        alone = _walk(exchanges, mine, exchange, routing_key, headers, queues, set(opaque))
+        if not alone.queues and alone.routed is False:
+            result.caveat(
+                f"without the lab's {what} this message would be unroutable "
+                f"(mandatory will not return it while the {what} is bound)"
+            )
+        elif sorted(alone.queues) != sorted(q for q in result.queues if q not in lab):
+            result.caveat(
+                f"without the lab's {what} this message would go to {', '.join(map(_quote, alone.queues))} "
+                f"(the {what} keeps an alternate exchange from taking it)"
+            )
+        else:
+            result.notes.append(f"the lab's {what} also gets a copy: {', '.join(map(_quote, result.lab_queues))}")
+    return result
+
+
+def _walk(
+    exchanges: list[ExchangeInfo],
+    bindings: list[BindingInfo],
+    exchange: str,
+    routing_key: str,
+    headers: Mapping[str, Any] | None,
+    queues: Iterable[str] | None,
+    opaque: set[str],
+) -> RouteResult:
     by_name = {x.name: x for x in exchanges}
     headers = dict(headers or {})
     queue_names = None if queues is None else set(queues)
@@ -500,13 +669,18 @@ def route(
         _route_default(result, keys, queue_names)
         return result
     if exchange not in by_name:
+        if exchange in opaque:
+            _reach_opaque(result, exchange)
+            return result
         raise UnknownExchange(exchange)
     start = by_name[exchange]
     if start.internal:
-        result.notes.append(
-            f"{_quote(exchange)} is internal: the broker refuses a publish to it (ACCESS_REFUSED); "
-            "this is where a message arriving through an exchange-to-exchange binding goes"
+        result.refused = "internal exchange"
+        result.caveat(
+            f"refused: internal exchange: the broker refuses a publish to {_quote(exchange)} "
+            "(403 ACCESS_REFUSED); messages reach it only through exchange-to-exchange bindings"
         )
+        return result
     by_source: dict[str, list[BindingInfo]] = {}
     for binding in bindings:
         by_source.setdefault(binding.source, []).append(binding)
@@ -530,7 +704,10 @@ def route(
             if current.type == "fanout":
                 explanation = _explain_fanout()
             elif current.type == "headers":
-                explanation = explain_headers(binding.arguments, seen_headers)
+                explanation = explain_headers(binding.arguments, seen_headers, binding.unclear)
+                if explanation.get("uncertain"):
+                    end = f"{_quote(binding.source)} -> {_quote(binding.destination)}"
+                    result.caveat(f"the binding {end} may decide otherwise: {explanation['uncertain']}")
             else:
                 explanation = _explain_keys(current.type, binding, keys)
             if explanation["matched"]:
@@ -555,13 +732,23 @@ def route(
                 continue
             seen.add(name)
             if name not in by_name:
-                result.notes.append(f"there is no exchange {_quote(name)}: that path ends there")
+                if name in opaque:
+                    _reach_opaque(result, name)
+                else:
+                    result.notes.append(f"there is no exchange {_quote(name)}: that path ends there")
                 continue
             work.append((by_name[name], (*via, name)))
-    if not result.queues:
+    if not result.queues and not result.unknown:
         result.notes.append("no queue takes the message: the broker drops it (or returns it if published mandatory)")
+    elif result.unknown and result.queues:
+        result.caveat("other queues may get it too, through the exchanges whose bindings are unknown")
     result.notes = list(dict.fromkeys(result.notes))
     return result
+
+
+def _reach_opaque(result: RouteResult, name: str) -> None:
+    result.unknown.append(name)
+    result.caveat(f"{_quote(name)} exists; its bindings are unknown without the management API")
 
 
 def jsonable(value: Any) -> Any:

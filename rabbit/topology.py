@@ -13,6 +13,7 @@ Every change the lab makes is reported to the injected ``on_change()``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import threading
@@ -39,6 +40,11 @@ STANDARD_EXCHANGES: tuple[tuple[str, str], ...] = (
     ("amq.topic", "topic"),
 )
 STANDARD_EXCHANGE_NAMES = frozenset(name for name, _ in STANDARD_EXCHANGES)
+MANAGEMENT_HINT = (
+    "the management API shows every exchange, queue and binding of the vhost: turn its plugin on with "
+    "`rabbitmq-plugins enable rabbitmq_management`"
+)
+DIRECT_REPLY_TO_PREFIX = "amq.rabbitmq.reply-to."
 
 
 class Link(Protocol):
@@ -109,8 +115,9 @@ def binding_record(
 
 
 def binding_key(binding: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
-    """What makes a binding unique on the broker: both ends, the key and the arguments."""
-    args = json.dumps(binding.get("arguments") or {}, sort_keys=True, default=str)
+    """What makes a binding unique on the broker: both ends, the key and the arguments (nested tables in their
+    order: the broker tells ``{"k": 1, "j": 2}`` from ``{"j": 2, "k": 1}``)."""
+    args = json.dumps(sorted((binding.get("arguments") or {}).items()), default=str)
     return (binding["source"], binding["destination"], binding["destination_type"], binding["routing_key"], args)
 
 
@@ -165,17 +172,66 @@ def from_management(
             for q in queues
         ),
         (
-            binding_record(
-                b.get("source", ""),
-                b["destination"],
-                b.get("destination_type", "queue"),
-                b.get("routing_key", ""),
-                b.get("arguments") or {},
+            _unclear(
+                binding_record(
+                    b.get("source", ""),
+                    b["destination"],
+                    b.get("destination_type", "queue"),
+                    b.get("routing_key", ""),
+                    b.get("arguments") or {},
+                )
             )
             for b in bindings
             if b.get("source", "") != DEFAULT_EXCHANGE
         ),
     )
+
+
+def _unclear(record: dict[str, Any]) -> dict[str, Any]:
+    """Mark the arguments the management view may show otherwise than the broker holds them
+    (``arguments_unclear``): a void value comes as the string "undefined", a nested table with its keys sorted."""
+    from rabbit.routing import blurred_by_management
+
+    unclear = sorted(k for k, v in record["arguments"].items() if blurred_by_management(v))
+    if unclear:
+        record["arguments_unclear"] = unclear
+    return record
+
+
+def with_exact_arguments(snapshot: dict[str, Any], made: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The management snapshot with the lab's own bindings' arguments as the lab declared them (exact), in place
+    of the management API's rendering of them; only the bindings marked ``arguments_unclear`` can differ."""
+    from rabbit.routing import same_in_management_view
+
+    ends = ("source", "destination", "destination_type", "routing_key")
+    candidates: dict[tuple, list[Mapping[str, Any]]] = {}
+    for record in made:
+        candidates.setdefault(tuple(record[k] for k in ends), []).append(record)
+    if not any(b.get("arguments_unclear") for b in snapshot["bindings"]):
+        return snapshot
+    bindings = []
+    for binding in snapshot["bindings"]:
+        pool = candidates.get(tuple(binding[k] for k in ends)) if binding.get("arguments_unclear") else None
+        exact = next((r for r in pool or [] if same_in_management_view(r["arguments"], binding["arguments"])), None)
+        if exact is None:
+            bindings.append(binding)
+            continue
+        pool.remove(exact)
+        bindings.append(binding_record(*(binding[k] for k in ends), exact["arguments"]))
+    return {**snapshot, "bindings": sorted(bindings, key=binding_key)}
+
+
+def topology_version(snapshot: Mapping[str, Any]) -> str:
+    """A short fingerprint of what routing depends on (exchanges, queue names, bindings; not the counts)."""
+    shape = [
+        [
+            [e["name"], e["type"], e.get("internal", False), sorted(e.get("arguments", {}).items())]
+            for e in snapshot["exchanges"]
+        ],
+        sorted(q["name"] for q in snapshot["queues"]),
+        sorted(binding_key(b) for b in snapshot["bindings"]),
+    ]
+    return hashlib.blake2s(json.dumps(shape, default=str).encode("utf-8"), digest_size=6).hexdigest()
 
 
 # --------------------------------------------------------------------------- what the lab declared
@@ -241,6 +297,7 @@ def routing_inputs(snapshot: Mapping[str, Any]) -> tuple[list[Any], list[Any], l
             b["destination_type"],
             routing_key=b.get("routing_key", ""),
             arguments=dict(b.get("arguments") or {}),
+            unclear=tuple(b.get("arguments_unclear") or ()),
         )
         for b in snapshot["bindings"]
     ]
@@ -272,6 +329,10 @@ class Topology:
         self._on_change = on_change
         self._timeout = timeout
         self._cached: tuple[float, dict[str, Any]] | None = None
+        # The lab's own bindings that are not in the registry (a tap's): () -> [binding record + "lab": "tap"].
+        self.lab_bindings: Callable[[], list[dict[str, Any]]] | None = None
+        self._probed: dict[tuple[str, str], tuple[float, bool]] = {}  # (kind, name) -> (when, exists)
+        self._versioned: tuple[Mapping[str, Any], str] | None = None
 
     # ------------------------------------------------------------- helpers
     def _call(self, fn: Callable[[Any], Any]) -> Any:
@@ -442,7 +503,9 @@ class Topology:
         snapshot = None
         if self.management_available():
             try:
-                snapshot = self.management_snapshot()
+                with self._lock:
+                    made = list(self.registry.bindings.values())
+                snapshot = with_exact_arguments(self.management_snapshot(), made)
             except LabError as exc:
                 log.warning("management API listing failed (%s); showing the lab's own registry", exc.message)
         if snapshot is None:
@@ -481,11 +544,130 @@ class Topology:
     def route(
         self, exchange: str, routing_key: str, headers: Mapping[str, Any] | None = None, *, max_age: float = 0.0
     ) -> Any:
-        """The routing engine's answer over the current topology (a ``RouteResult``)."""
+        """The routing engine's answer over the current topology (a ``RouteResult``).
+
+        What the snapshot does not hold is asked of the broker with passive declares: a queue named by a
+        default-exchange key, an exchange (then its bindings are unknown: ``routed`` None, unless the management
+        API lists them). The lab's taps count, marked as the lab's. A cached management listing that misses the
+        exchange is read again once before the broker is asked.
+        """
         from rabbit.routing import route
 
-        exchanges, bindings, queues = routing_inputs(self.snapshot(max_age))
-        return route(exchanges, bindings, exchange, routing_key, headers=dict(headers or {}), queues=queues)
+        headers = dict(headers or {})
+        snapshot = self.snapshot(max_age)
+        exchanges, bindings, queues = self._inputs(snapshot)
+        missing_x, missing_q = _missing(exchanges, bindings, queues, exchange, routing_key, headers)
+        if exchange in missing_x and max_age > 0 and snapshot.get("source") == "management":
+            # Maybe declared a moment ago: the cached listing has not seen it (its bindings would be unknown).
+            # A missing queue is only probed: re-listing the vhost on each keystroke of the explainer costs too much.
+            snapshot = self.snapshot(0.0)
+            exchanges, bindings, queues = self._inputs(snapshot)
+            missing_x, missing_q = _missing(exchanges, bindings, queues, exchange, routing_key, headers)
+        found_x, found_q = self._exists(missing_x, missing_q, max_age)
+        lab_queues = {b["destination"]: b.get("lab", "tap") for b in self._lab_bindings()}
+        result = route(
+            exchanges,
+            bindings,
+            exchange,
+            routing_key,
+            headers=headers,
+            queues=[*queues, *found_q],
+            opaque=found_x,
+            lab_queues=lab_queues,
+        )
+        result.topology_version = self._version(snapshot)
+        for name in found_q:
+            if any(m.destination == name for m in result.matches):
+                result.notes.append(
+                    f"'{name}' is not a queue the lab knows of, but a passive declare shows it exists"
+                    + ("" if snapshot.get("source") == "management" else " (declared by another application)")
+                )
+        if result.unknown:
+            result.caveat(MANAGEMENT_HINT)
+        elif snapshot.get("source") != "management" and exchange != DEFAULT_EXCHANGE and not result.refused:
+            result.notes.append(
+                "without the management API the lab sees only the bindings it made itself; " + MANAGEMENT_HINT
+            )
+        return result
+
+    def _version(self, snapshot: Mapping[str, Any]) -> str:
+        """:func:`topology_version`, computed once per snapshot (a cached one serves many predictions)."""
+        known = self._versioned
+        if known is not None and known[0] is snapshot:
+            return known[1]
+        version = topology_version(snapshot)
+        self._versioned = (snapshot, version)
+        return version
+
+    def _inputs(self, snapshot: Mapping[str, Any]) -> tuple[list[Any], list[Any], list[str]]:
+        """The engine's inputs, with the lab's tap bindings in place of whatever the listing says of their queues
+        (the lab knows their exact arguments; without the management API they are not listed at all)."""
+        from rabbit.routing import BindingInfo
+
+        exchanges, bindings, queues = routing_inputs(snapshot)
+        lab = self._lab_bindings()
+        if lab:
+            own = {b["destination"] for b in lab}
+            bindings = [b for b in bindings if not (b.destination_type == "queue" and b.destination in own)]
+            bindings += [
+                BindingInfo(b["source"], b["destination"], "queue", b.get("routing_key", ""), b.get("arguments") or {})
+                for b in lab
+            ]
+            queues = [*queues, *(q for q in own if q not in queues)]
+        return exchanges, bindings, queues
+
+    def _lab_bindings(self) -> list[dict[str, Any]]:
+        if self.lab_bindings is None:
+            return []
+        try:
+            return [b for b in self.lab_bindings() if b.get("destination")]
+        except Exception:
+            log.exception("reading the lab's own bindings failed")
+            return []
+
+    def _exists(self, exchanges: list[str], queues: list[str], max_age: float) -> tuple[list[str], list[str]]:
+        """Which of these exchanges and queues exist, by passive declares (answers kept ``max_age`` seconds)."""
+        if not exchanges and not queues:
+            return [], []
+        now = time.monotonic()
+        known = {k: v for k, v in self._probed.items() if now - v[0] < max_age}
+        ask_x = [n for n in exchanges if ("x", n) not in known]
+        ask_q = [n for n in queues if ("q", n) not in known]
+        if ask_x or ask_q:
+            gone, counts = self._call(lambda ch: probe(ch, ask_x, ask_q))
+            for name in ask_x:
+                known[("x", name)] = (now, name not in gone)
+            for name in ask_q:
+                known[("q", name)] = (now, counts.get(name, (0, 0)) is not None)
+            if len(known) > 1000:
+                known = dict(list(known.items())[-1000:])
+        self._probed = known
+        return [n for n in exchanges if known[("x", n)][1]], [n for n in queues if known[("q", n)][1]]
+
+
+def _missing(
+    exchanges: list[Any],
+    bindings: list[Any],
+    queues: list[str],
+    exchange: str,
+    routing_key: str,
+    headers: Mapping[str, Any],
+) -> tuple[list[str], list[str]]:
+    """The exchanges a publish may reach and the queues the default exchange may name that the topology lacks."""
+    known = {x.name for x in exchanges}
+    if exchange == DEFAULT_EXCHANGE:
+        keys = [routing_key]
+        for name in ("CC", "BCC"):
+            value = headers.get(name)
+            if isinstance(value, list | tuple):
+                keys += [v for v in value if isinstance(v, str)]
+        present = set(queues)
+        wanted = [k for k in dict.fromkeys(keys) if k and k not in present and not k.startswith(DIRECT_REPLY_TO_PREFIX)]
+        return [], wanted
+    names = [exchange]
+    names += [b.destination for b in bindings if b.destination_type == "exchange"]
+    names += [x.alternate for x in exchanges if x.alternate]
+    return [n for n in dict.fromkeys(names) if n not in known and n != DEFAULT_EXCHANGE], []
 
 
 def probe(

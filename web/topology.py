@@ -254,7 +254,11 @@ def unbind(body: BindingIn) -> Response:
     "POST",
     summary="Predict and explain where a message would go (nothing is published)",
     body=RouteIn,
-    responses={200: "The route: routed, queues, matches, misses, alternates, notes", 404: "No such exchange"},
+    responses={
+        200: "The route: routed (true, false, or null when the lab cannot tell), queues, matches, misses, alternates,"
+        " notes, refused, unknown_bindings, lab_queues, caveats, topology_version",
+        404: "No such exchange (a passive declare says so)",
+    },
 )
 def explain_route(body: RouteIn) -> dict[str, Any]:
     exchange = validation.check_name(body.exchange, "exchange", allow_empty=True)
@@ -264,6 +268,26 @@ def explain_route(body: RouteIn) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- wiring
+def lab_bindings(lab: Lab) -> list[dict[str, Any]]:
+    """The bindings of the lab's own taps (their exact arguments), for the routing engine: they take copies
+    on the broker, so predictions count them, marked as the lab's."""
+    watch = lab.services.get("watch")
+    found = []
+    for tap in list(getattr(watch, "taps", {}).values()):
+        if tap.state == "active" and tap.queue and tap.exchange:
+            found.append(
+                {
+                    "source": tap.exchange,
+                    "destination": tap.queue,
+                    "destination_type": "queue",
+                    "routing_key": tap.binding_key,
+                    "arguments": dict(tap.arguments or {}),
+                    "lab": "tap",
+                }
+            )
+    return found
+
+
 def init_app(app: Flask, lab: Lab) -> None:
     live: list[TopologyFeed] = []
     service = Topology(
@@ -273,6 +297,7 @@ def init_app(app: Flask, lab: Lab) -> None:
         on_change=lambda: live[0].poke() if live else None,
         timeout=lab.settings.broker_timeout_s,
     )
+    service.lab_bindings = lambda: lab_bindings(lab)
     topology_feed = TopologyFeed(service, lab)
     live.append(topology_feed)
     lab.services[AREA] = service

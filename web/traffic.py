@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flask import Blueprint, Flask
@@ -19,7 +21,7 @@ from pydantic import Field, StrictBool
 from rabbit.consumer import PREFETCH_MAX, WORK_MS_MAX, Consumer
 from rabbit.errors import InvalidInput, LabError
 from rabbit.properties import MessageProperties, decode_body
-from rabbit.publisher import Publisher, PublishRequest, check_routing_key_bytes
+from rabbit.publisher import Outcome, Publisher, PublishRequest, check_routing_key_bytes
 from web.api import ApiModel, api
 from web.lab import Lab, current_lab
 
@@ -33,6 +35,21 @@ DEFAULT_MAX_BURST_BYTES = 64 * 1024 * 1024  # count x body size of one burst: a 
 MAX_CONSUMERS = 50
 STATS_INTERVAL_S = 0.5
 PREDICTION_MAX_AGE_S = 1.0  # how old a topology snapshot the prediction may use
+PREDICTIONS_KEPT = 10_000  # lab ids whose prediction a delivery can still be checked against
+
+
+@dataclass
+class Prediction:
+    """What the routing engine expected for one publish request (shared by every copy of a burst)."""
+
+    exchange: str
+    routing_key: str
+    headers: dict[str, Any]
+    queues: list[str] | None  # None: the lab cannot tell
+    notes: list[str] = field(default_factory=list)
+    version: str | None = None
+    source: str | None = None
+    checks: dict[Any, dict[str, Any]] = field(default_factory=dict)  # one re-read per stage (and queue)
 
 
 class PublishIn(ApiModel):
@@ -75,6 +92,9 @@ class TrafficService:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._last_stats: Any = None
+        self._predictions: OrderedDict[str, Prediction] = OrderedDict()
+        self.predictions_kept = _limit(lab, "predictions_kept", PREDICTIONS_KEPT)
+        self._predictions_lock = threading.Lock()
 
     def start(self) -> None:
         self.publisher.start()
@@ -91,18 +111,103 @@ class TrafficService:
     # ------------------------------------------------------------------ publish
     def predict(self, exchange: str, routing_key: str, headers: dict[str, Any] | None) -> list[str] | None:
         """The queues the routing engine expects, from the topology the lab knows; None when it cannot say."""
+        return self.prediction(exchange, routing_key, headers).queues
+
+    def prediction(
+        self, exchange: str, routing_key: str, headers: dict[str, Any] | None, *, max_age: float = PREDICTION_MAX_AGE_S
+    ) -> Prediction:
+        """The engine's expectation with what qualifies it (the lab's taps, unknown bindings, doubts)."""
+        prediction = Prediction(exchange, routing_key, dict(headers or {}), None)
         service = self.lab.services.get("topology")
         if service is None or not hasattr(service, "route"):
-            return None
+            return prediction
         try:
-            result = service.route(exchange, routing_key, headers or {}, max_age=PREDICTION_MAX_AGE_S)
-            return sorted(result.to_dict()["queues"])
+            result = service.route(exchange, routing_key, headers or {}, max_age=max_age)
         except LabError as exc:  # an exchange the lab does not know, the broker away...
             log.info("no prediction for %r/%r: %s", exchange, routing_key, exc.message)
-            return None
+            return prediction
         except Exception:
             log.exception("routing prediction failed")
+            return prediction
+        prediction.queues = None if result.routed is None else sorted(result.queues)
+        prediction.notes = list(result.caveats)
+        prediction.version = result.topology_version
+        prediction.source = "management" if service.management_available() else "lab"
+        return prediction
+
+    # ------------------------------------------------------------------ prediction vs broker
+    def _remember(self, message_id: str, prediction: Prediction) -> None:
+        with self._predictions_lock:
+            self._predictions[message_id] = prediction
+            while len(self._predictions) > self.predictions_kept:
+                self._predictions.popitem(last=False)
+
+    def _check_publish(self, prediction: Prediction, outcome: Outcome) -> dict[str, Any] | None:
+        """At the confirm: did the broker route it where the prediction said it would (somewhere or nowhere)?"""
+        if prediction.queues is None or not outcome.confirmed:
             return None
+        if bool(prediction.queues) == outcome.routed:
+            return None
+        observed = "the broker routed it" if outcome.routed else "the broker routed it to no queue"
+        return self._recheck(prediction, ("publish",), observed, lambda again: bool(again) == outcome.routed)
+
+    def _consumer_event(self, name: str, payload: dict[str, Any]) -> None:
+        """A consumer's events go to the browsers; a delivery from a queue the prediction left out is re-checked."""
+        self.lab.hub.sink(name, payload)
+        if name != "delivery" or not payload.get("id"):
+            return
+        with self._predictions_lock:  # a burst's copies are "<burst id>-<n>"
+            prediction = self._predictions.get(payload["id"]) or self._predictions.get(payload["id"].rsplit("-", 1)[0])
+        queue = payload.get("queue")
+        if prediction is None or prediction.queues is None or queue in prediction.queues:
+            return
+        if ("delivery", queue) in prediction.checks:
+            return
+        prediction.checks[("delivery", queue)] = {}  # once per request and queue, even for a burst
+
+        def check() -> None:
+            observed = f"the broker delivered it to '{queue}'"
+            result = self._recheck(prediction, ("delivery", queue), observed, lambda again: queue in again)
+            self.lab.hub.publish("prediction_check", {"id": payload["id"], **result})
+
+        self.lab.hub.socketio.start_background_task(check)
+
+    def _recheck(self, prediction: Prediction, stage: tuple, observed: str, agrees: Any) -> dict[str, Any]:
+        """Re-read the topology now and say whether it changed since the prediction or the prediction was wrong."""
+        done = prediction.checks.get(stage)
+        if done:
+            return done
+        fresh = self.prediction(prediction.exchange, prediction.routing_key, prediction.headers, max_age=0.0)
+        again = fresh.queues
+        changed = fresh.version != prediction.version or again != prediction.queues
+        shown = "nothing known" if again is None else ", ".join(again) or "no queue"
+        if again is not None and agrees(again) and changed:
+            verdict = "topology_changed"
+            note = f"the topology changed after the prediction: read again now, it predicts {shown}, as {observed}"
+        elif again is None:
+            verdict = "topology_changed" if changed else "unknown"
+            note = f"read again now the lab cannot tell where it goes ({'; '.join(fresh.notes)}); {observed}"
+        else:
+            verdict = "prediction_wrong"
+            state = "changed" if changed else "unchanged"
+            note = (
+                f"the prediction was wrong: read again now, the topology ({state}) still predicts {shown}, "
+                f"but {observed}"
+            )
+            if fresh.source != "management":
+                note += "; without the management API the lab does not see the bindings other applications made"
+        result = {
+            "stage": stage[0],
+            "verdict": verdict,
+            "topology_changed": changed,
+            "predicted": prediction.queues,
+            "repredicted": again,
+            "observed": observed,
+            "note": note,
+            "topology_version": {"predicted": prediction.version, "now": fresh.version},
+        }
+        prediction.checks[stage] = result
+        return result
 
     def publish(self, body: PublishIn) -> dict[str, Any]:
         check_name(body.exchange, "exchange", allow_empty=True)
@@ -116,8 +221,13 @@ class TrafficService:
                 f"{self.max_burst_bytes} bytes (RABBITLENS_PUBLISH_MAX_BURST_BYTES); send fewer or smaller messages"
             )
         props = body.properties
-        predicted = self.predict(body.exchange, body.routing_key, props.headers)
+        prediction = self.prediction(body.exchange, body.routing_key, props.headers)
+        predicted = prediction.queues
         request = PublishRequest(body.exchange, body.routing_key, data, props, body.mandatory, predicted)
+        request.prediction_notes = prediction.notes
+        request.check = lambda outcome: self._check_publish(prediction, outcome)
+        if prediction.queues is not None:
+            request.on_id = lambda message_id: self._remember(message_id, prediction)
         if body.count == 1:
             outcome = self.publisher.publish(request)
             return {
@@ -127,11 +237,13 @@ class TrafficService:
                 "returned": outcome.returned,
                 "dropped": outcome.dropped(body.mandatory),
                 "predicted": predicted,
+                "prediction_notes": prediction.notes,
+                "prediction_check": outcome.prediction_check,
             }
         result = self.publisher.burst(
             request, body.count, on_progress=lambda p: self.lab.hub.broadcast("publish_progress", p)
         )
-        return {**result, "predicted": predicted}
+        return {**result, "predicted": predicted, "prediction_notes": prediction.notes}
 
     # ------------------------------------------------------------------ consumers
     def add_consumer(self, body: ConsumerIn) -> Consumer:
@@ -142,7 +254,7 @@ class TrafficService:
         consumer = Consumer(
             self.lab.settings.amqp_url,
             body.queue,
-            self.lab.hub.sink,
+            self._consumer_event,
             ack=body.ack,
             prefetch=body.prefetch,
             work_ms=body.work_ms,

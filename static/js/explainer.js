@@ -101,12 +101,22 @@ function itemView(item, matched) {
 function resultView(result) {
   const nodes = [];
   const count = result.queues.length;
-  nodes.push(el("div", { class: `route-verdict ${result.routed ? "routed" : "unroutable"}` },
-    result.routed
-      ? el("strong", {}, `Routed to ${count} queue${count === 1 ? "" : "s"}`)
-      : el("strong", {}, "Unroutable"),
-    result.routed ? el("span", { class: "queues" }, ...result.queues.map((q) => el("span", { class: "route-queue" }, q)))
-      : el("span", { class: "muted" }, " no queue takes this message: the broker drops it (or returns it if mandatory)")));
+  const lab = new Set(result.lab_queues || []);
+  if (result.refused) {
+    nodes.push(el("div", { class: "route-verdict unroutable" }, el("strong", {}, `Refused: ${result.refused}`),
+      el("span", { class: "muted" }, " the broker refuses the publish itself (403 ACCESS_REFUSED)")));
+  } else if (result.routed === null) {
+    nodes.push(el("div", { class: "route-verdict unknown" }, el("strong", {}, "Unknown"),
+      el("span", { class: "muted" }, " the exchange exists, but the lab cannot see its bindings (see the notes)")));
+  } else {
+    nodes.push(el("div", { class: `route-verdict ${result.routed ? "routed" : "unroutable"}` },
+      result.routed
+        ? el("strong", {}, `Routed to ${count} queue${count === 1 ? "" : "s"}`)
+        : el("strong", {}, "Unroutable"),
+      result.routed ? el("span", { class: "queues" }, ...result.queues.map((q) => el("span",
+        { class: "route-queue", title: lab.has(q) ? "the lab's own tap" : undefined }, lab.has(q) ? `${q} (lab's tap)` : q)))
+        : el("span", { class: "muted" }, " no queue takes this message: the broker drops it (or returns it if mandatory)")));
+  }
   for (const alt of result.alternates || []) {
     nodes.push(el("p", { class: "route-alternate" }, "Alternate exchange used: ",
       el("code", {}, label(alt.exchange)), " ⇒ ", el("code", {}, label(alt.alternate))));
@@ -174,7 +184,8 @@ export function initExplainer(section, { api, current, onTopology }) {
     try {
       const result = await api("POST", "/api/route", { exchange: select.value, routing_key: keyInput.value, headers });
       if (mine !== sequence) return; // a newer keystroke already asked
-      show(result.routed ? "routed" : "unroutable", resultView(result));
+      const state = result.refused ? "refused" : result.routed === null ? "unknown" : result.routed ? "routed" : "unroutable";
+      show(state, resultView(result));
     } catch (error) {
       if (mine === sequence) show("error", [el("p", { class: "form-error" }, error.message)]);
     } finally {

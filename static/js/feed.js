@@ -49,7 +49,13 @@ export class Feed {
       this.totals.published += 1;
       if (data.confirmed === false) this.totals.refused += 1; // basic.nack: the broker refused it
       else if (!data.routed) this.totals.unroutable += 1;
-      this.remember(data.id, { predicted: data.predicted, routed: data.routed, published: data });
+      this.remember(data.id, { predicted: data.predicted, routed: data.routed, published: data,
+        notes: data.prediction_notes || [], ...(data.prediction_check ? { check: data.prediction_check } : {}) });
+    } else if (kind === "prediction_check") {
+      // The server read the topology again after prediction and broker differed: say why on the message's rows.
+      const msg = this.remember(data.id, { check: data });
+      this.judge(data.id, msg);
+      return;
     } else if (kind === "delivery") {
       this.totals.delivery += 1;
       const msg = data.id ? this.remember(data.id, {}) : null;
@@ -268,6 +274,8 @@ export class Feed {
       else if (msg.routed === true && predicted.length === 0) problem = "broker routed it, engine predicted no queue";
       else if (msg.routed === false && predicted.length > 0) problem = "engine predicted queues, broker routed nowhere";
     }
+    if (problem && msg.check?.note) problem = `${problem} · ${msg.check.note}`;
+    const notes = (msg.notes || []).join("; ");
     const wasMismatch = msg.mismatch;
     msg.mismatch = Boolean(problem);
     if (msg.mismatch && !wasMismatch) this.totals.mismatch += 1;
@@ -285,7 +293,12 @@ export class Feed {
         const d = delivered.length ? delivered.join(", ") : msg.routed === false ? "nowhere" : "…";
         const pendingNote = predicted && !problem && !same(predicted, delivered) && msg.routed !== false ? " (pending)" : "";
         cell.verdict.textContent = `${p} → ${d}${pendingNote}`;
-        cell.verdict.title = problem || (pendingNote ? "waiting for consumers to receive it" : "as predicted");
+        cell.verdict.title = [problem || (pendingNote ? "waiting for consumers to receive it" : "as predicted"), notes]
+          .filter(Boolean).join(" · ");
+        if (msg.check?.verdict) cell.verdict.dataset.check = msg.check.verdict;
+        if (msg.check?.verdict === "topology_changed") cell.verdict.textContent += " · topology changed";
+        else if (msg.check?.verdict === "prediction_wrong") cell.verdict.textContent += " · prediction wrong";
+        if (notes) cell.verdict.textContent += " ⓘ";
         cell.verdict.className = `verdict ${problem ? "bad" : pendingNote ? "muted" : "good"}`;
       }
     }

@@ -84,9 +84,11 @@ export function renderDetail(container, kind, data, message) {
   const route = [];
   if (message) {
     const predicted = message.predicted;
-    route.push(["predicted", predicted ? (predicted.length ? predicted.join(", ") : "no queue") : "unknown (exchange not in the lab's topology)"]);
+    route.push(["predicted", predicted ? (predicted.length ? predicted.join(", ") : "no queue") : "unknown (the lab cannot see where this exchange routes)"]);
     route.push(["delivered to", message.delivered.size ? [...message.delivered].sort().join(", ") : "none seen yet"]);
     if (message.mismatch) route.push(["difference", "prediction and delivery differ"]);
+    if (message.check) route.push(["re-read", message.check.note]);
+    for (const note of message.notes || []) route.push(["note", note]);
   }
   const title = kind === "returned" ? "Returned message" : kind === "delivery" ? "Delivery" : "Published message";
   const body = data.body || message?.published?.body || null;

@@ -62,6 +62,8 @@ function describeResult(result) {
   }
   parts.push(el("br"), el("span", { class: "muted" }, "predicted: "), predicted,
     el("span", { class: "muted" }, " · id "), el("code", {}, result.id));
+  for (const note of result.prediction_notes || []) parts.push(el("br"), el("span", { class: "muted prediction-note" }, note));
+  if (result.prediction_check) parts.push(el("br"), el("span", { class: "warn prediction-check" }, result.prediction_check.note));
   return parts;
 }
 
@@ -263,7 +265,7 @@ function setupFeed(section) {
   };
   $("#detail-close", section).addEventListener("click", closeDetail);
 
-  for (const name of ["published", "delivery", "returned", "ack", "nack"]) on(name, (data) => feed.add(name, data));
+  for (const name of ["published", "delivery", "returned", "ack", "nack", "prediction_check"]) on(name, (data) => feed.add(name, data));
 
   const applyFilter = () => feed.setFilter(filter.value, kind.value);
   filter.addEventListener("input", applyFilter);

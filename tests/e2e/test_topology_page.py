@@ -141,3 +141,38 @@ def test_broker_errors_show_near_the_form_and_the_page_keeps_working(shared_lab,
     page.locator(f"#exchange-rows tr[data-name='{unique('fine')}']").wait_for()
     assert form.locator(".form-error").is_hidden()
     assert page.js_errors == []
+
+
+def test_the_explainer_says_refused_for_an_internal_exchange_and_names_the_labs_tap(
+    shared_lab, page, unique, cleanup, amqp
+):
+    inner, tapped, hello = unique("inner"), unique("tapped"), unique("hello")
+    for body in ({"name": inner, "type": "fanout", "internal": True}, {"name": tapped, "type": "topic"}):
+        assert shared_lab.post("/api/exchanges", body).status_code == 201
+        cleanup["exchanges"].append(body["name"])
+    tap = shared_lab.post("/api/taps", {"exchange": tapped, "binding_key": "#"}).json()
+    amqp.channel.queue_declare(hello)  # send.py's queue, declared by another application
+    amqp.queues.append(hello)
+    try:
+        open_panel(page, shared_lab)
+        result = page.locator("#route-result")
+        page.locator(f"#route-exchange option[value='{inner}']").wait_for(state="attached")
+        page.select_option("#route-exchange", inner)
+        page.wait_for_function("() => document.querySelector('#route-result').dataset.state === 'refused'")
+        assert "Refused: internal exchange" in result.locator(".route-verdict").text_content()
+
+        page.select_option("#route-exchange", tapped)
+        page.fill("#route-key", "audit.log")
+        page.wait_for_function("() => document.querySelector('#route-result').dataset.state === 'routed'")
+        assert result.locator(".route-queue").all_inner_texts() == [f"{tap['queue']} (lab's tap)"]
+        assert "without the lab's tap this message would be unroutable" in result.locator(".route-notes").text_content()
+
+        page.select_option("#route-exchange", "")
+        page.fill("#route-key", hello)
+        page.wait_for_function(
+            f"() => [...document.querySelectorAll('#route-result .route-queue')].map(n => n.textContent).join() === "
+            f"{hello!r}"
+        )
+        assert page.js_errors == []
+    finally:
+        shared_lab.delete(f"/api/taps/{tap['id']}")

@@ -144,3 +144,39 @@ def test_a_burst_into_a_full_queue_shows_its_progress_and_the_nacked_overflow(sh
         assert page.js_errors == []
     finally:
         shared_lab.delete(f"/api/queues/{queue}")
+
+
+def test_the_feed_says_why_prediction_and_broker_differ_and_names_the_labs_tap(shared_lab, page, unique, amqp):
+    exchange, queue = unique("blind"), unique("blind-q")
+    assert shared_lab.post("/api/exchanges", {"name": exchange, "type": "fanout"}).status_code == 201
+    amqp.channel.queue_declare(queue)
+    amqp.queues.append(queue)
+    amqp.channel.queue_bind(queue, exchange)  # another application's binding: no management API to list it
+    tap = None
+    try:
+        panel = open_traffic(page, shared_lab)
+        form = panel.locator("#publish-form")
+        form.get_by_label("Exchange", exact=True).fill(exchange)
+        form.get_by_label("Body", exact=True).fill("seen by nobody the lab knows")
+        form.get_by_role("button", name="Publish").click()
+        panel.locator("#publish-result", has_text="the prediction was wrong").wait_for(timeout=10000)
+        message_id = panel.locator("#publish-result code").inner_text()
+        verdict = panel.locator("#feed-rows tr[data-kind='published']", has_text=message_id).locator(".verdict")
+        verdict.wait_for(timeout=10000)
+        assert "prediction wrong" in verdict.inner_text()
+        assert "without the management API" in verdict.get_attribute("title")
+
+        amqp.channel.queue_unbind(queue, exchange)
+        tap = shared_lab.post("/api/taps", {"exchange": exchange, "binding_key": ""}).json()
+        form.get_by_role("button", name="Publish").click()
+        panel.locator("#publish-result", has_text="without the lab's tap").wait_for(timeout=10000)
+        tapped_id = panel.locator("#publish-result code").inner_text()
+        verdict = panel.locator("#feed-rows tr[data-kind='published']", has_text=tapped_id).locator(".verdict")
+        verdict.wait_for(timeout=10000)
+        assert "without the lab's tap this message would be unroutable" in verdict.get_attribute("title")
+        assert "bad" not in verdict.get_attribute("class"), "prediction and broker agree"
+        assert page.js_errors == []
+    finally:
+        if tap:
+            shared_lab.delete(f"/api/taps/{tap['id']}")
+        shared_lab.delete(f"/api/exchanges/{exchange}")

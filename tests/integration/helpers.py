@@ -10,7 +10,17 @@ import socketio
 
 from tests.conftest import wait_until
 
-LIVE_EVENTS = ("published", "returned", "delivery", "ack", "nack", "consumer", "consumers", "publish_progress")
+LIVE_EVENTS = (
+    "published",
+    "returned",
+    "delivery",
+    "ack",
+    "nack",
+    "consumer",
+    "consumers",
+    "publish_progress",
+    "prediction_check",
+)
 
 
 class LiveEvents:

@@ -726,10 +726,22 @@ def test_unknown_exchange_raises_not_found():
     assert info.value.name == "nope"
 
 
-def test_internal_exchange_gets_a_note():
+def test_publishing_to_an_internal_exchange_is_refused_not_routed():
+    # The broker answers 403 ACCESS_REFUSED to a publish on an internal exchange: no queue ever gets it.
     result = route([ExchangeInfo("x", "fanout", internal=True)], [to_queue("x", "q")], "x", "")
-    assert result.queues == ["q"]
-    assert any("internal" in note for note in result.notes)
+    assert result.queues == []
+    assert result.routed is False
+    assert result.refused == "internal exchange"
+    answer = result.to_dict()
+    assert answer["routed"] is False and answer["refused"] == "internal exchange"
+    assert any(note.startswith("refused: internal exchange") for note in answer["notes"])
+
+
+def test_an_internal_exchange_still_routes_what_reaches_it_through_a_binding():
+    exchanges = [ExchangeInfo("front", "fanout"), ExchangeInfo("inner", "fanout", internal=True)]
+    bindings = [to_exchange("front", "inner"), to_queue("inner", "q")]
+    result = route(exchanges, bindings, "front", "")
+    assert result.queues == ["q"] and result.refused is None and result.routed is True
 
 
 def test_plugin_exchange_type_is_not_predicted():
@@ -747,12 +759,26 @@ def test_to_dict_has_the_api_shape():
     exchanges = [ExchangeInfo("x", "topic")]
     bindings = [to_queue("x", "q1", "*.orange.*"), to_queue("x", "q2", "lazy.#")]
     answer = route(exchanges, bindings, "x", "quick.orange.rabbit").to_dict()
-    assert set(answer) == {"routed", "queues", "matches", "misses", "alternates", "exchange", "notes"}
+    assert set(answer) == {
+        "routed",
+        "queues",
+        "matches",
+        "misses",
+        "alternates",
+        "exchange",
+        "notes",
+        "refused",
+        "unknown_bindings",
+        "lab_queues",
+        "caveats",
+        "topology_version",
+    }
     assert answer["routed"] is True
     assert answer["queues"] == ["q1"]
     assert answer["exchange"] == "x"
     match = answer["matches"][0]
-    assert set(match) == {"binding", "destination", "destination_type", "via", "explanation"}
+    assert set(match) == {"binding", "destination", "destination_type", "via", "explanation", "lab"}
+    assert match["lab"] is False
     assert match["binding"] == {
         "source": "x",
         "destination": "q1",
@@ -789,3 +815,88 @@ def test_property_queues_are_the_unique_queue_destinations_of_the_matches(specs,
     assert result.queues == list(dict.fromkeys(m.destination for m in result.matches))
     assert len(result.matches) + len(result.misses) == len(bindings)
     assert set(result.queues) == {q for q, p in specs if regex_reference(p, key)}
+
+
+# --------------------------------------------------------------------------- what the lab cannot see, and its own taps
+def test_an_exchange_that_exists_with_unknown_bindings_is_neither_404_nor_unroutable():
+    result = route([], [], "logs", "k", opaque=["logs"])
+    assert result.routed is None
+    assert result.queues == []
+    assert result.unknown == ["logs"]
+    assert "'logs' exists; its bindings are unknown without the management API" in result.to_dict()["notes"]
+    assert not any(note.startswith("no queue takes") for note in result.notes)
+
+
+def test_a_path_into_an_exchange_with_unknown_bindings_leaves_the_answer_open():
+    exchanges = [ExchangeInfo("mine", "fanout")]
+    bindings = [to_queue("mine", "q"), to_exchange("mine", "theirs")]
+    result = route(exchanges, bindings, "mine", "", opaque=["theirs"])
+    assert result.routed is True and result.queues == ["q"] and result.unknown == ["theirs"]
+    assert any("other queues may get it too" in c for c in result.caveats)
+    alone = route([ExchangeInfo("mine", "fanout", {"alternate-exchange": "theirs"})], [], "mine", "", opaque=["theirs"])
+    assert alone.routed is None
+
+
+def test_a_lab_tap_counts_and_is_marked_as_the_labs():
+    exchanges = [ExchangeInfo("x", "topic")]
+    bindings = [to_queue("x", "orders", "order.*"), to_queue("x", "amq.gen-tap", "#")]
+    result = route(exchanges, bindings, "x", "audit.log", lab_queues={"amq.gen-tap": "tap"})
+    assert result.queues == ["amq.gen-tap"] and result.routed is True
+    assert result.lab_queues == ["amq.gen-tap"]
+    assert [m.to_dict()["lab"] for m in result.matches] == [True]
+    assert (
+        "without the lab's tap this message would be unroutable (mandatory will not return it while the tap is bound)"
+        in result.caveats
+    )
+    taken = route(exchanges, bindings, "x", "order.new", lab_queues={"amq.gen-tap": "tap"})
+    assert sorted(taken.queues) == ["amq.gen-tap", "orders"]
+    assert {m.destination: m.lab for m in taken.matches} == {"orders": False, "amq.gen-tap": True}
+    assert taken.caveats == []
+
+
+def test_a_lab_tap_that_keeps_the_alternate_exchange_away_says_so():
+    exchanges = [ExchangeInfo("x", "direct", {"alternate-exchange": "ae"}), ExchangeInfo("ae", "fanout")]
+    bindings = [to_queue("x", "amq.gen-tap", "k"), to_queue("ae", "lost")]
+    result = route(exchanges, bindings, "x", "k", lab_queues={"amq.gen-tap": "tap"})
+    assert result.queues == ["amq.gen-tap"]
+    assert any("without the lab's tap this message would go to 'lost'" in c for c in result.caveats)
+
+
+def test_an_undefined_value_from_the_management_api_reads_as_a_presence_check_and_says_so():
+    # The management API shows a void binding value as "undefined": the broker matches any value there.
+    args = {"x-match": "all", "present": "undefined"}
+    unclear = route(
+        [ExchangeInfo("h", "headers")],
+        [BindingInfo("h", "q", "queue", "", args, unclear=("present",))],
+        "h",
+        "",
+        {"present": 7},
+    )
+    assert unclear.queues == ["q"]
+    assert any('"undefined"' in c and "cannot tell" in c for c in unclear.caveats)
+    assert unclear.matches[0].explanation["checks"][0]["uncertain"]
+    # The same arguments known exactly (a string "undefined") match only that string, with nothing to doubt.
+    exact = route([ExchangeInfo("h", "headers")], [to_queue("h", "q", args=args)], "h", "", {"present": 7})
+    assert exact.queues == [] and exact.caveats == []
+    # A missing header is a certain miss whichever the reading.
+    missing = route(
+        [ExchangeInfo("h", "headers")],
+        [BindingInfo("h", "q", "queue", "", args, unclear=("present",))],
+        "h",
+        "",
+        {},
+    )
+    assert missing.queues == [] and missing.caveats == []
+
+
+def test_a_nested_table_from_the_management_api_matches_in_any_order_but_says_the_order_is_unknown():
+    shown = {"x-match": "all", "t": {"j": "a", "k": 1}}  # the management API sorts the keys
+    binding = BindingInfo("h", "q", "queue", "", shown, unclear=("t",))
+    result = route([ExchangeInfo("h", "headers")], [binding], "h", "", {"t": {"k": 1, "j": "a"}})
+    assert result.queues == ["q"]
+    assert any("declared order" in c for c in result.caveats)
+    # Exactly known tables compare in order, as the broker does.
+    exact = route([ExchangeInfo("h", "headers")], [to_queue("h", "q", args=shown)], "h", "", {"t": {"k": 1, "j": "a"}})
+    assert exact.queues == []
+    other = route([ExchangeInfo("h", "headers")], [binding], "h", "", {"t": {"k": 2, "j": "a"}})
+    assert other.queues == [] and other.caveats == []
