@@ -2,10 +2,10 @@
 // published, which bindings match (token by token), which do not and why, and which queues get the message.
 // It asks POST /api/route (debounced) on every keystroke and again whenever the topology changes.
 import { $, el } from "./dom.js";
+import { exchangeLabel as label } from "./format.js";
 
 const DEBOUNCE_MS = 140;
 
-const label = (name) => (name === "" ? "(default exchange)" : name);
 const showWord = (word) => (word === "" ? "ε" : word);
 
 // ------------------------------------------------------------------ explanation views

@@ -3,18 +3,14 @@
 // Each lab id remembers where the routing engine predicted it would go and where it was delivered, so
 // rows can flag a difference. Everything from the broker goes in as text.
 import { el } from "./dom.js";
+import { clock, exchangeShort, size } from "./format.js";
 
 const MESSAGE_MEMORY = 5; // remember predictions for cap × this many lab ids
-
-function clock(seconds) {
-  const d = seconds ? new Date(seconds * 1000) : new Date();
-  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
-}
 
 function bodySnippet(body) {
   if (!body) return "";
   const text = body.text ?? null;
-  if (text === null) return `‹${body.size} bytes binary›`;
+  if (text === null) return `‹${size(body.size)} binary›`;
   const flat = text.replace(/\s+/g, " ").trim();
   return flat.length > 80 ? flat.slice(0, 80) + "…" : flat || "‹empty›";
 }
@@ -207,8 +203,8 @@ export class Feed {
       el("td", { class: "mono muted" }, clock(data.time)),
       el("td", {}, el("span", { class: `badge badge-${tone}` }, label)),
       el("td", { class: "mono id" }, data.id || "—"),
-      el("td", { class: "mono", title: `${data.exchange || "(default)"} · ${data.routing_key ?? ""}` },
-        el("span", {}, data.exchange === "" ? "(default)" : data.exchange ?? ""),
+      el("td", { class: "mono", title: `${exchangeShort(data.exchange)} · ${data.routing_key ?? ""}` },
+        el("span", {}, data.exchange === undefined ? "" : exchangeShort(data.exchange)),
         data.routing_key ? el("span", { class: "muted" }, " · ") : "", el("span", {}, data.routing_key ?? "")),
       el("td", { class: "mono", title: kind === "delivery" ? `${data.queue} · ${data.consumer_id}` : "" }, ...where),
       routeCell,

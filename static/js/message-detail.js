@@ -1,6 +1,7 @@
 // The detail view of one feed row: what happened, the properties, the headers, and the body as text,
 // pretty JSON or hex. Every value is set as text: a body of markup shows as markup, it never runs.
 import { el } from "./dom.js";
+import { exchangeLabel, size } from "./format.js";
 
 const LAB_HEADERS = ["x-rabbitlens-id", "x-rabbitlens-published"];
 
@@ -46,7 +47,7 @@ function bodyView(body) {
     tabs.append(el("button", { type: "button", onclick: () => show(index) }, name));
   }
   show(0);
-  const note = `${body.size} bytes · ${body.kind}${body.truncated ? " · preview truncated" : ""}`;
+  const note = `${size(body.size)} · ${body.kind}${body.truncated ? " · preview truncated" : ""}`;
   return el("div", {}, el("div", { class: "body-bar" }, tabs, el("span", { class: "muted mono" }, note)), pre);
 }
 
@@ -65,7 +66,7 @@ export function renderDetail(container, kind, data, message) {
   const summary = [
     ["event", kind],
     ["lab id", data.id],
-    ["exchange", data.exchange === "" ? "(default exchange)" : data.exchange],
+    ["exchange", data.exchange === undefined ? undefined : exchangeLabel(data.exchange)],
     ["routing key", data.routing_key],
   ];
   if (kind === "delivery") {
@@ -74,7 +75,7 @@ export function renderDetail(container, kind, data, message) {
       ["publish → delivery", data.latency_ms === null ? null : `${data.latency_ms} ms`]);
   } else if (kind === "published") {
     summary.push(["confirmed", String(data.confirmed)], ["routed", String(data.routed)],
-      ["mandatory", String(data.mandatory)], ["size", `${data.size} bytes`]);
+      ["mandatory", String(data.mandatory)], ["size", size(data.size)]);
     if (data.routed === false) {
       summary.push(["outcome", data.mandatory ? "returned to the publisher (basic.return)" : "dropped by the broker: no queue took it"]);
     }

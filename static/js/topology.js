@@ -4,13 +4,13 @@ import { $, el, setText } from "./dom.js";
 import { on, onLinkChange } from "./socket.js";
 import { initExplainer } from "./explainer.js";
 import { api } from "./api.js";
+import { exchangeLabel } from "./format.js";
 
 let topology = null;
 const listeners = new Set();
 
 
 const enc = (name) => encodeURIComponent(name);
-export const exchangeLabel = (name) => (name === "" ? "(default exchange)" : name);
 const isSystemExchange = (name) => name === "" || name.startsWith("amq.");
 
 // ------------------------------------------------------------------ small view helpers

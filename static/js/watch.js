@@ -4,14 +4,10 @@
 import { $, el, setText } from "./dom.js";
 import { droppedCount, on, onDropped, onLinkChange } from "./socket.js";
 import { api } from "./api.js";
+import { clock, exchangeShort, size } from "./format.js";
 
 const CAP = 200; // rows kept in each feed
 
-
-function clock(seconds) {
-  const d = seconds ? new Date(seconds * 1000) : new Date();
-  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
-}
 
 function oneLine(text, max = 120) {
   if (text === null || text === undefined) return "";
@@ -123,13 +119,13 @@ function renderTapEvent(e) {
   return el("li", { class: "feed-row" },
     el("div", { class: "row-head" },
       el("time", { class: "muted" }, clock(e.time)),
-      el("span", { class: "exchange" }, e.exchange || "(default)"),
+      el("span", { class: "exchange" }, exchangeShort(e.exchange)),
       el("span", { class: "arrow", "aria-hidden": "true" }, "→"),
       el("code", { class: "rk" }, e.routing_key || "‹empty key›"),
       e.redelivered ? el("span", { class: "badge warn" }, "redelivered") : null,
       e.lab_id ? el("span", { class: "badge" }, `lab ${e.lab_id}`) : null),
     el("div", { class: "row-body" }, e.body_kind === "hex" ? `hex: ${oneLine(e.body)}` : oneLine(e.body),
-      el("span", { class: "muted" }, ` · ${e.body_size} B`)),
+      el("span", { class: "muted" }, ` · ${size(e.body_size)}`)),
     details("properties, headers, body", [
       ["properties", pretty(e.properties)],
       ["headers", pretty(e.headers)],
@@ -166,7 +162,7 @@ function setupTaps(section) {
       });
       return el("li", { class: "tap-item", dataset: { tap: tap.id, state: tap.state } },
         el("div", {},
-          el("strong", {}, tap.exchange || "(default)"),
+          el("strong", {}, exchangeShort(tap.exchange)),
           el("span", { class: "muted" }, " key "), el("code", {}, tap.binding_key || "‹empty›"),
           tap.arguments ? el("code", { class: "muted" }, ` ${JSON.stringify(tap.arguments)}`) : null),
         el("div", { class: "muted small-text" },
@@ -227,12 +223,12 @@ function setupTaps(section) {
 function renderTraceEvent(e) {
   const routed = e.routed_queues || [];
   const head = e.kind === "publish"
-    ? [el("span", { class: "exchange" }, e.exchange || "(default)"), el("span", { class: "muted" }, " key "),
+    ? [el("span", { class: "exchange" }, exchangeShort(e.exchange)), el("span", { class: "muted" }, " key "),
       el("code", { class: "rk" }, e.routing_key || "‹empty›"), el("span", { class: "arrow", "aria-hidden": "true" }, " → "),
       routed.length ? el("span", { class: "queues" }, routed.join(", "))
         : el("span", { class: "badge warn" }, "routed to no queue")]
     : [el("span", { class: "queues" }, e.queue), el("span", { class: "muted" }, " ← "),
-      el("span", { class: "exchange" }, e.exchange || "(default)"), el("span", { class: "muted" }, " key "),
+      el("span", { class: "exchange" }, exchangeShort(e.exchange)), el("span", { class: "muted" }, " key "),
       el("code", { class: "rk" }, e.routing_key || "‹empty›"),
       e.redelivered ? el("span", { class: "badge warn" }, "redelivered") : null];
   return el("li", { class: `feed-row trace-${e.kind}` },
@@ -241,7 +237,7 @@ function renderTraceEvent(e) {
       el("span", { class: `badge kind-${e.kind}` }, e.kind),
       ...head),
     el("div", { class: "row-body" }, oneLine(e.body),
-      el("span", { class: "muted" }, ` · ${e.body_size} B · ${e.user ?? "?"} · ${e.connection ?? ""}`),
+      el("span", { class: "muted" }, ` · ${size(e.body_size)} · ${e.user ?? "?"} · ${e.connection ?? ""}`),
       e.correlation_id ? el("span", { class: "muted" }, ` · correlation ${e.correlation_id}`) : null),
     details("properties, headers, body", [
       ["properties", pretty(e.properties)],
