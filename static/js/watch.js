@@ -138,6 +138,11 @@ function setupTaps(section) {
   const status = $("#tap-form-status", section);
   const list = $("#tap-list", section);
   const seen = new Map(); // tap id -> events seen by this page
+  // Errors read red (role=status stays: the text is announced either way).
+  const say = (text, tone = "") => {
+    setText(status, text);
+    status.dataset.tone = tone;
+  };
   let taps = [];
 
   const feed = new LiveFeed({
@@ -156,7 +161,7 @@ function setupTaps(section) {
         try {
           await api("DELETE", `/api/taps/${encodeURIComponent(tap.id)}`);
         } catch (error) {
-          setText(status, error.message);
+          say(error.message, "error");
           remove.disabled = false;
         }
       });
@@ -190,7 +195,7 @@ function setupTaps(section) {
     const f = form.elements;
     const body = { exchange: f.exchange.value.trim(), binding_key: f.binding_key.value };
     if (!body.exchange) {
-      setText(status, "Name the exchange to tap.");
+      say("Name the exchange to tap.", "error");
       f.exchange.focus();
       return;
     }
@@ -199,18 +204,18 @@ function setupTaps(section) {
       try {
         body.arguments = JSON.parse(args);
       } catch (error) {
-        setText(status, `Arguments: not valid JSON (${error.message})`);
+        say(`Arguments: not valid JSON (${error.message})`, "error");
         return;
       }
     }
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
-    setText(status, "Adding…");
+    say("Adding…");
     try {
       const tap = await api("POST", "/api/taps", body);
-      setText(status, `Tapping ${tap.exchange} (queue ${tap.queue}).`);
+      say(`Tapping ${tap.exchange} (queue ${tap.queue}).`, "ok");
     } catch (error) {
-      setText(status, error.message);
+      say(error.message, "error");
     } finally {
       button.disabled = false;
     }
@@ -250,6 +255,7 @@ function setupTrace(section) {
   const button = $("#trace-switch", section);
   const state = $("#trace-state", section);
   const reason = $("#trace-reason", section);
+  const enable = $("#trace-enable", section);
   const kind = $("#trace-kind", section);
   let current = null;
   let busy = false;
@@ -264,10 +270,14 @@ function setupTrace(section) {
   feed.visible = (e) => (!kind.value || e.kind === kind.value) && baseVisible(e);
   kind.addEventListener("change", () => feed.rebuild());
 
+  // Without the management API the switch cannot work: it is disabled (not a switch that flips to "Off").
+  const unavailable = (status) => Boolean(status && !status.enabled && status.available === false);
+
   function show(status) {
     current = status;
     button.setAttribute("aria-checked", String(Boolean(status.enabled)));
-    button.disabled = busy;
+    button.disabled = busy || unavailable(status);
+    enable.hidden = !unavailable(status);
     section.querySelector("#trace-card").dataset.state = status.enabled ? "on" : "off";
     if (status.enabled) {
       setText(state, `On for vhost ${status.vhost} (the lab's own tap deliveries are left out)`);
@@ -282,7 +292,7 @@ function setupTrace(section) {
   }
 
   button.addEventListener("click", async () => {
-    if (busy || !current) return;
+    if (busy || !current || unavailable(current)) return;
     busy = true;
     button.disabled = true;
     setText(state, current.enabled ? "Switching off…" : "Switching on…");
@@ -294,7 +304,7 @@ function setupTrace(section) {
       setText(state, current.enabled ? "On" : "Off");
     } finally {
       busy = false;
-      button.disabled = false;
+      button.disabled = unavailable(current);
     }
   });
 
