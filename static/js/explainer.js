@@ -142,6 +142,10 @@ export function initExplainer(section, { api, current, onTopology }) {
   const spinner = $("#route-busy", section);
   let timer = null;
   let sequence = 0;
+  // Nothing is judged before the user asks (types a key, picks an exchange): a red "unroutable" for a key
+  // nobody typed reads as an error.
+  let asked = false;
+  const idleNodes = [...output.cloneNode(true).childNodes];
 
   function exchangeType() {
     const topology = current();
@@ -159,6 +163,10 @@ export function initExplainer(section, { api, current, onTopology }) {
     if (!topology || !select.options.length) return;
     const type = exchangeType();
     headersField.hidden = type !== "headers";
+    if (!asked) {
+      show("idle", idleNodes.map((node) => node.cloneNode(true)));
+      return;
+    }
     let headers = {};
     const raw = headersInput.value.trim();
     if (type === "headers" && raw) {
@@ -197,9 +205,10 @@ export function initExplainer(section, { api, current, onTopology }) {
     select.value = keep ? chosen : (mine ?? "");
   }
 
-  select.addEventListener("change", () => { select.dataset.touched = "1"; schedule(); });
-  keyInput.addEventListener("input", schedule);
-  headersInput.addEventListener("input", schedule);
-  $("#route-form", section).addEventListener("submit", (event) => { event.preventDefault(); explain(); });
+  const ask = () => { asked = true; schedule(); };
+  select.addEventListener("change", () => { select.dataset.touched = "1"; ask(); });
+  keyInput.addEventListener("input", ask);
+  headersInput.addEventListener("input", ask);
+  $("#route-form", section).addEventListener("submit", (event) => { event.preventDefault(); asked = true; explain(); });
   onTopology((topology) => { fillExchanges(topology); schedule(); });
 }
