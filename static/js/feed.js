@@ -20,10 +20,11 @@ function same(a, b) {
 }
 
 export class Feed {
-  constructor({ tbody, stats, empty, onSelect }) {
+  constructor({ tbody, stats, empty, filterEmpty, onSelect }) {
     this.tbody = tbody;
     this.statsNode = stats;
     this.emptyNode = empty;
+    this.filterEmptyNode = filterEmpty;
     this.onSelect = onSelect;
     this.cap = 1000;
     this.paused = false;
@@ -298,5 +299,29 @@ export class Feed {
     if (this.paused) parts.push(`· paused (${this.pending.length} waiting)`);
     this.statsNode.textContent = parts.join("  ");
     this.emptyNode.hidden = rows > 0 || this.pending.length > 0;
+    this.renderFilterEmpty(rows);
+  }
+
+  /** A filter that hides every row says so, and why, instead of leaving an empty table. */
+  renderFilterEmpty(rows) {
+    const node = this.filterEmptyNode;
+    if (!node) return;
+    const filtering = Boolean(this.filterText || this.filterKind);
+    const anyVisible = filtering && [...this.tbody.rows].some((row) => !row.hidden);
+    node.hidden = !filtering || rows === 0 || anyVisible;
+    if (node.hidden) return;
+    const inView = `${rows} event${rows === 1 ? "" : "s"} in view`;
+    const text = this.filterText ? ` matching “${this.filterText}”` : "";
+    const why = {
+      mismatch: this.totals.mismatch
+        ? `No message${text} in view where the prediction differs: the ${this.totals.mismatch} that did are no ` +
+          `longer in view (${inView}).`
+        : `No message${text} where the prediction differs: every message so far went where the routing engine ` +
+          `predicted (${inView}).`,
+      returned: `No returned or unroutable message${text} (${inView}).`,
+      published: `No publish${text} (${inView}).`,
+      delivery: `No delivery${text} (${inView}).`,
+    }[this.filterKind];
+    node.textContent = why || `No event matches “${this.filterText}” (${inView}).`;
   }
 }

@@ -249,6 +249,7 @@ function setupFeed(section) {
     tbody: $("#feed-rows", section),
     stats: $("#feed-stats", section),
     empty: $("#feed-empty", section),
+    filterEmpty: $("#feed-filter-empty", section),
     onSelect(eventKind, data, message) {
       lastFocus = document.activeElement;
       renderDetail(detailBody, eventKind, data, message);
