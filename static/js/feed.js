@@ -34,6 +34,9 @@ export class Feed {
     this.messages = new Map(); // lab id -> {predicted, routed, delivered: Set, cells: [], published}
     this.deliveryRows = new Map(); // "consumer:tag" -> status cell
     this.settled = new Map(); // "consumer:tag" -> [label, class] for acks that beat their row to the screen
+    this.lastDelivery = new Map(); // consumer id -> "consumer:tag" of its newest delivery
+    this.waiting = new Set(); // lab ids delivered to fewer queues than predicted (so far)
+    this.consumerOf = () => "lab"; // queue -> "lab" | "other" | "none": who consumes it (set by the panel)
     this.totals = { published: 0, refused: 0, delivery: 0, ack: 0, nack: 0, returned: 0, unroutable: 0, mismatch: 0 };
     this.droppedFromView = 0;
     this.scheduled = false;
@@ -42,7 +45,9 @@ export class Feed {
 
   // ------------------------------------------------------------------ input
   add(kind, data) {
-    if (kind === "published") {
+    if (kind === "published" && data.refused) {
+      this.totals.refused += 1; // the broker closed the channel on it (404 no exchange, 403, 406): not published
+    } else if (kind === "published") {
       this.totals.published += 1;
       if (data.confirmed === false) this.totals.refused += 1; // basic.nack: the broker refused it
       else if (!data.routed) this.totals.unroutable += 1;
@@ -50,6 +55,7 @@ export class Feed {
     } else if (kind === "delivery") {
       this.totals.delivery += 1;
       const msg = data.id ? this.remember(data.id, {}) : null;
+      this.lastDelivery.set(data.consumer_id, `${data.consumer_id}:${data.delivery_tag}`);
       if (msg) {
         msg.delivered.add(data.queue);
         msg.deliveries.push(data);
@@ -101,6 +107,44 @@ export class Feed {
     }
     this.settled.set(key, [label, className]);
     if (this.settled.size > this.cap * 2) this.settled.delete(this.settled.keys().next().value);
+  }
+
+  /** A consumer crashed: under auto ack the message it held is gone for good, and its row says so. */
+  crashed(consumer) {
+    if (consumer.ack !== "auto") return;
+    const key = this.lastDelivery.get(consumer.id);
+    if (!key) return;
+    const label = "lost · auto ack";
+    const className = "settle settle-lost";
+    const cell = this.deliveryRows.get(key);
+    if (cell) {
+      cell.textContent = label;
+      cell.className = className;
+      cell.title = "auto ack: the broker already forgot this message; it is lost";
+    } else {
+      this.settled.set(key, [label, className]);
+    }
+  }
+
+  /** Who consumes each queue changed: re-judge the messages still waiting for a delivery. */
+  setConsumers(consumerOf) {
+    this.consumerOf = consumerOf;
+    for (const id of [...this.waiting]) {
+      const msg = this.messages.get(id);
+      if (msg) this.judge(id, msg);
+      else this.waiting.delete(id);
+    }
+  }
+
+  /** Why a message is not (yet) in every predicted queue's deliveries, in words. */
+  waitingNote(waiting) {
+    const byKind = { lab: [], other: [], none: [] };
+    for (const queue of waiting) byKind[this.consumerOf(queue)]?.push(queue);
+    const parts = [];
+    if (byKind.lab.length) parts.push("(pending)");
+    if (byKind.other.length) parts.push(`queued in ${byKind.other.join(", ")} for a consumer outside the lab (not seen here)`);
+    if (byKind.none.length) parts.push(`queued in ${byKind.none.join(", ")}, no consumer yet`);
+    return parts.join(" · ");
   }
 
   // ------------------------------------------------------------------ controls
@@ -182,7 +226,11 @@ export class Feed {
     const kinds = [kind];
     let label = kind;
     let tone = kind;
-    if (kind === "published") {
+    if (kind === "published" && data.refused) {
+      kinds.push("returned");
+      label = `publish refused · ${data.refused.reply_code}`;
+      tone = "unroutable";
+    } else if (kind === "published") {
       if (data.confirmed === false) {
         label = "published · nacked";
         tone = "unroutable";
@@ -198,7 +246,8 @@ export class Feed {
     }
     const where = kind === "delivery" ? [el("span", { class: "q" }, data.queue), el("span", { class: "muted" }, ` · ${data.consumer_id}`)]
       : kind === "returned" ? [el("span", { class: "bad" }, data.reply_text || "")]
-        : [];
+        : data.refused ? [el("span", { class: "bad" }, data.refused.message)]
+          : [];
     const routeCell = el("td", { class: "route" });
     const row = el("tr", { tabindex: "0", class: `feed-row tone-${tone}`, dataset: { kind } },
       el("td", { class: "mono muted" }, clock(data.time)),
@@ -265,6 +314,9 @@ export class Feed {
       else if (msg.routed === true && predicted.length === 0) problem = "broker routed it, engine predicted no queue";
       else if (msg.routed === false && predicted.length > 0) problem = "engine predicted queues, broker routed nowhere";
     }
+    const stillWaiting = predicted && !problem && msg.routed !== false && !same(predicted, delivered);
+    if (stillWaiting) this.waiting.add(id);
+    else this.waiting.delete(id);
     const wasMismatch = msg.mismatch;
     msg.mismatch = Boolean(problem);
     if (msg.mismatch && !wasMismatch) this.totals.mismatch += 1;
@@ -280,9 +332,10 @@ export class Feed {
       } else {
         const p = predicted === null || predicted === undefined ? "?" : predicted.length ? predicted.join(", ") : "none";
         const d = delivered.length ? delivered.join(", ") : msg.routed === false ? "nowhere" : "…";
-        const pendingNote = predicted && !problem && !same(predicted, delivered) && msg.routed !== false ? " (pending)" : "";
+        const pending = predicted && !problem && !same(predicted, delivered) && msg.routed !== false;
+        const pendingNote = pending ? ` ${this.waitingNote(predicted.filter((q) => !delivered.includes(q)))}` : "";
         cell.verdict.textContent = `${p} → ${d}${pendingNote}`;
-        cell.verdict.title = problem || (pendingNote ? "waiting for consumers to receive it" : "as predicted");
+        cell.verdict.title = problem || (pendingNote ? "not delivered to every predicted queue yet" : "as predicted");
         cell.verdict.className = `verdict ${problem ? "bad" : pendingNote ? "muted" : "good"}`;
       }
     }

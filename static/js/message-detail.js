@@ -73,6 +73,9 @@ export function renderDetail(container, kind, data, message) {
     summary.push(["queue", data.queue], ["consumer", data.consumer_id], ["delivery tag", data.delivery_tag],
       ["redelivered", String(data.redelivered)], ["ack mode", data.ack],
       ["publish → delivery", data.latency_ms === null ? null : `${data.latency_ms} ms`]);
+  } else if (kind === "published" && data.refused) {
+    summary.push(["refused", `${data.refused.reply_code} ${data.refused.message}`],
+      ["outcome", "the broker refused the publish and closed the lab's channel: nothing was routed"]);
   } else if (kind === "published") {
     summary.push(["confirmed", String(data.confirmed)], ["routed", String(data.routed)],
       ["mandatory", String(data.mandatory)], ["size", size(data.size)]);
@@ -89,7 +92,8 @@ export function renderDetail(container, kind, data, message) {
     route.push(["delivered to", message.delivered.size ? [...message.delivered].sort().join(", ") : "none seen yet"]);
     if (message.mismatch) route.push(["difference", "prediction and delivery differ"]);
   }
-  const title = kind === "returned" ? "Returned message" : kind === "delivery" ? "Delivery" : "Published message";
+  const title = kind === "returned" ? "Returned message" : kind === "delivery" ? "Delivery"
+    : data.refused ? "Refused publish" : "Published message";
   const body = data.body || message?.published?.body || null;
   container.replaceChildren(
     el("p", { class: `detail-kind badge badge-${kind === "published" && data.routed === false ? "unroutable" : kind}` }, title),

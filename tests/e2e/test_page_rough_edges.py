@@ -129,3 +129,96 @@ def test_tap_errors_are_red(shared_lab, page, unique):
     page.wait_for_function("!['', 'Adding…'].includes(document.querySelector('#tap-form-status').textContent)")
     assert "404" in status.inner_text() or "no exchange" in status.inner_text().lower()
     assert status.evaluate("node => getComputedStyle(node).color") == BAD
+
+
+# ------------------------------------------------------------------ 13, 14, 15: traffic
+@pytest.fixture
+def queue(shared_lab, unique):
+    """A queue declared through the lab (so predictions know it), with its consumers stopped afterwards."""
+    name = unique("edge-q")
+    assert shared_lab.post("/api/queues", {"name": name}).status_code == 201
+    yield name
+    for consumer in shared_lab.get("/api/consumers").json():
+        if consumer["queue"] == name:
+            shared_lab.delete(f"/api/consumers/{consumer['id']}")
+    shared_lab.delete(f"/api/queues/{quote(name, safe='')}")
+
+
+def start_consumer(page, queue: str, ack: str = "manual", on_message: str = "ack") -> None:
+    form = page.locator("#consumer-form")
+    form.get_by_label("Queue", exact=True).fill(queue)
+    form.locator("select[name=ack]").select_option(ack)
+    form.locator("select[name=on_message]").select_option(on_message)
+    form.get_by_role("button", name="Start").click()
+
+
+def publish_from_page(page, exchange: str, routing_key: str, body: str) -> None:
+    form = page.locator("#publish-form")
+    form.get_by_label("Exchange", exact=True).fill(exchange)
+    form.get_by_label("Routing key", exact=True).fill(routing_key)
+    form.get_by_label("Body", exact=True).fill(body)
+    form.get_by_role("button", name="Publish").click()
+
+
+def test_a_crash_under_auto_ack_says_the_message_is_lost(shared_lab, page, queue):
+    open_panel(page, shared_lab, "traffic")
+    start_consumer(page, queue, ack="auto", on_message="crash")
+    card = page.locator("#consumer-list li", has=page.locator(f".consumer-queue:text-is('{queue}')"))
+    card.locator(".state-badge", has_text="consuming").wait_for(timeout=10000)
+    answer = shared_lab.post("/api/publish", {"exchange": "", "routing_key": queue, "body": "doomed"}).json()
+    card.locator(".state-badge", has_text="crashed").wait_for(timeout=10000)
+    error = card.locator(".consumer-error").inner_text()
+    assert "auto ack: the broker already forgot this message; it is lost" in error
+    assert "without acking" not in error
+    delivery = page.locator("#feed-rows tr[data-kind='delivery']", has_text=answer["id"])
+    delivery.locator(".settle-lost", has_text="lost").wait_for(timeout=5000)
+    depth = next(q for q in shared_lab.get("/api/topology").json()["queues"] if q["name"] == queue)["messages"]
+    assert depth == 0, "the message is gone from the queue too"
+
+
+def test_a_manual_ack_crash_says_the_message_is_requeued(shared_lab, page, queue):
+    open_panel(page, shared_lab, "traffic")
+    start_consumer(page, queue, ack="manual", on_message="crash")
+    card = page.locator("#consumer-list li", has=page.locator(f".consumer-queue:text-is('{queue}')"))
+    card.locator(".state-badge", has_text="consuming").wait_for(timeout=10000)
+    shared_lab.post("/api/publish", {"exchange": "", "routing_key": queue, "body": "kept"})
+    card.locator(".state-badge", has_text="crashed").wait_for(timeout=10000)
+    assert "requeues" in card.locator(".consumer-error").inner_text()
+    assert "lost" not in card.locator(".consumer-error").inner_text()
+
+
+def test_a_publish_the_broker_refuses_shows_in_the_feed(shared_lab, page, unique):
+    missing = unique("missing-x")
+    open_panel(page, shared_lab, "traffic")
+    publish_from_page(page, missing, "some.key", "nobody gets this")
+    page.locator("#publish-result.error-text").wait_for(timeout=10000)
+    row = page.locator("#feed-rows tr[data-kind='published']", has_text=missing)
+    row.wait_for(timeout=5000)
+    assert "refused" in row.locator(".badge").inner_text()
+    assert "404" in row.locator(".badge").inner_text()
+    assert "no exchange" in row.inner_text()
+    assert "tone-unroutable" in row.get_attribute("class")
+    assert "refused 1" in page.locator("#feed-stats").inner_text()
+    page.select_option("#feed-kind", "returned")
+    assert row.is_visible()
+    row.click()
+    assert "refused" in page.locator("#message-detail").inner_text().lower()
+    assert page.js_errors == []
+
+
+def test_a_message_nobody_consumes_says_it_is_queued(shared_lab, page, queue):
+    open_panel(page, shared_lab, "traffic")
+    publish_from_page(page, "", queue, "waiting")
+    page.locator("#publish-result", has_text="Confirmed").wait_for(timeout=10000)
+    message_id = page.locator("#publish-result code").inner_text()
+    verdict = page.locator("#feed-rows tr[data-kind='published']", has_text=message_id).locator(".verdict")
+    verdict.wait_for(timeout=5000)
+    page.wait_for_function(
+        "(v) => v.textContent.includes('no consumer yet')", arg=verdict.element_handle(), timeout=5000
+    )
+    assert f"queued in {queue}, no consumer yet" in verdict.inner_text()
+    assert "(pending)" not in verdict.inner_text()
+    start_consumer(page, queue)
+    page.locator("#feed-rows tr[data-kind='delivery']", has_text=message_id).wait_for(timeout=10000)
+    page.wait_for_function("(v) => v.classList.contains('good')", arg=verdict.element_handle(), timeout=5000)
+    assert "no consumer" not in verdict.inner_text()
