@@ -222,3 +222,75 @@ def test_a_message_nobody_consumes_says_it_is_queued(shared_lab, page, queue):
     page.locator("#feed-rows tr[data-kind='delivery']", has_text=message_id).wait_for(timeout=10000)
     page.wait_for_function("(v) => v.classList.contains('good')", arg=verdict.element_handle(), timeout=5000)
     assert "no consumer" not in verdict.inner_text()
+
+
+# ------------------------------------------------------------------ 16: purge and delete ask first
+def queue_depth(lab, name: str) -> int | None:
+    for q in lab.get("/api/topology").json()["queues"]:
+        if q["name"] == name:
+            return q["messages"]
+    return None
+
+
+def test_purge_and_delete_ask_first_with_the_queue_depth(shared_lab, page, queue):
+    native = []
+    page.on("dialog", lambda dialog: (native.append(dialog.message), dialog.dismiss()))
+    for _ in range(3):
+        shared_lab.post("/api/publish", {"exchange": "", "routing_key": queue, "body": "keep me"})
+    open_panel(page, shared_lab, "topology")
+    row = page.locator(f"#queue-rows tr[data-name='{queue}']")
+    row.locator("td.n", has_text="3").first.wait_for(timeout=10000)
+
+    row.get_by_role("button", name=f"Purge queue {queue}").click()
+    dialog = page.get_by_role("alertdialog", name="Purge queue")
+    dialog.wait_for()
+    assert "3 ready messages" in dialog.inner_text()
+    assert page.evaluate("document.activeElement.textContent") == "Cancel"  # the safe choice has the focus
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    assert queue_depth(shared_lab, queue) == 3, "Escape purged nothing"
+
+    row.get_by_role("button", name=f"Purge queue {queue}").click()
+    dialog.wait_for()
+    page.keyboard.press("Tab")  # to the Purge button, all by keyboard
+    assert page.evaluate("document.activeElement.textContent") == "Purge"
+    page.keyboard.press("Enter")
+    dialog.wait_for(state="detached")
+    page.wait_for_function(
+        f"() => document.querySelector(\"#queue-rows tr[data-name='{queue}'] td.n\").textContent === '0'"
+    )
+    assert queue_depth(shared_lab, queue) == 0
+
+    row.get_by_role("button", name=f"Delete queue {queue}").click()
+    dialog = page.get_by_role("alertdialog", name="Delete queue")
+    dialog.wait_for()
+    assert queue in dialog.inner_text() and "empty" in dialog.inner_text()
+    dialog.get_by_role("button", name="Cancel").click()
+    dialog.wait_for(state="detached")
+    assert queue_depth(shared_lab, queue) == 0, "Cancel deleted nothing"
+    row.get_by_role("button", name=f"Delete queue {queue}").click()
+    dialog.get_by_role("button", name="Delete queue").click()
+    row.wait_for(state="detached", timeout=10000)
+    assert queue_depth(shared_lab, queue) is None
+    assert native == [], "no window.confirm"
+    assert page.js_errors == []
+
+
+# ------------------------------------------------------------------ 17: the default exchange's implicit bindings
+def test_a_selected_queue_shows_its_implicit_default_exchange_binding(shared_lab, page, queue):
+    open_panel(page, shared_lab, "topology")
+    row = page.locator(f"#queue-rows tr[data-name='{queue}']")
+    row.wait_for(timeout=10000)
+    implicit = page.locator(f"#binding-rows tr[data-implicit='true'][data-destination='{queue}']")
+    assert implicit.count() == 0
+    row.locator("td.name").click()
+    implicit.wait_for(timeout=5000)
+    assert "(default exchange)" in implicit.inner_text()
+    assert implicit.locator(".tag.implicit").inner_text() == "implicit"
+    assert implicit.locator("button").count() == 0, "an implicit binding cannot be unbound"
+    assert queue in page.locator("#binding-filter").inner_text()
+    page.locator("#binding-filter-clear").click()
+    implicit.wait_for(state="detached")
+    row.focus()
+    page.keyboard.press("Enter")  # selection by keyboard too
+    implicit.wait_for(timeout=5000)
