@@ -380,6 +380,55 @@ function initForms(section) {
   });
 }
 
+// ------------------------------------------------------------------ what newer brokers refuse
+let brokerVersion = null; // "3.10.8", from /api/health and broker_status
+
+/** [major, minor] of "3.10.8" (null when unknown). */
+function versionOf(text) {
+  const match = /^(\d+)\.(\d+)/.exec(text || "");
+  return match ? [Number(match[1]), Number(match[2])] : null;
+}
+
+const atLeast = (version, major, minor) => version && (version[0] > major || (version[0] === major && version[1] >= minor));
+
+/** What the queue form is about to declare that a newer RabbitMQ refuses: a transient (not durable) queue that
+ *  is not exclusive (every queue of this form) is a deprecated feature in 4.0 and denied by default from 4.3. */
+export function queueCompatNote(form, versionText) {
+  const type = form.queue_type.value || "classic";
+  if (type !== "classic" || form.durable.checked) return "";
+  const version = versionOf(versionText);
+  const shown = versionText || "unknown";
+  const permit = "deprecated_features.permit.transient_nonexcl_queues = true in rabbitmq.conf";
+  if (atLeast(version, 4, 3)) {
+    return `A transient (not durable), non-exclusive queue: this RabbitMQ ${shown} refuses it unless ${permit}. ` +
+      "Tick durable.";
+  }
+  const where = version ? `works on this ${shown} broker` : "works on older brokers";
+  return `A transient (not durable), non-exclusive queue: ${where}; refused by RabbitMQ 4.3 and later unless ` +
+    `${permit}. Tick durable to keep it working there.`;
+}
+
+function initCompat(section) {
+  const form = $("#queue-form", section);
+  const note = $("#queue-compat", section);
+  const update = () => {
+    const text = queueCompatNote(form.elements, brokerVersion);
+    note.hidden = !text;
+    note.textContent = text;
+  };
+  form.addEventListener("input", update);
+  form.addEventListener("change", update);
+  on("broker_status", (broker) => {
+    if (broker.server_version) brokerVersion = broker.server_version;
+    update();
+  });
+  api("GET", "/api/health").then((health) => {
+    brokerVersion = health.broker?.server_version || brokerVersion;
+    update();
+  }).catch(update);
+  update();
+}
+
 // ------------------------------------------------------------------ start
 async function refresh(section) {
   try {
@@ -393,6 +442,7 @@ async function refresh(section) {
 
 export function init(section) {
   initForms(section);
+  initCompat(section);
   $("#binding-filter-clear", section).addEventListener("click", () => selectQueue(section, null));
   initExplainer(section, {
     api,

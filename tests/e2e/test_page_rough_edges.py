@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -294,3 +295,50 @@ def test_a_selected_queue_shows_its_implicit_default_exchange_binding(shared_lab
     row.focus()
     page.keyboard.press("Enter")  # selection by keyboard too
     implicit.wait_for(timeout=5000)
+
+
+# ------------------------------------------------------------------ 19: what newer brokers refuse
+def test_the_queue_form_warns_of_transient_queues_with_the_brokers_version(shared_lab, page):
+    version = shared_lab.get("/api/health").json()["broker"]["server_version"]
+    open_panel(page, shared_lab, "topology")
+    form = page.locator("#queue-form")
+    note = page.locator("#queue-compat")
+    page.wait_for_function(
+        "(v) => document.querySelector('#queue-compat').textContent.includes(v)", arg=version, timeout=5000
+    )
+    assert note.is_visible()  # the form starts transient (durable unticked)
+    text = note.inner_text()
+    assert f"works on this {version} broker; refused by RabbitMQ 4.3 and later unless" in text
+    assert "transient_nonexcl_queues" in text
+    form.get_by_label("durable").check()
+    assert note.is_hidden()
+    form.get_by_label("durable").uncheck()
+    assert note.is_visible()
+    form.locator("select[name=queue_type]").select_option("quorum")
+    assert note.is_hidden()
+    newer = page.evaluate(
+        """async () => (await import('/static/js/topology.js')).queueCompatNote(
+             {queue_type: {value: ''}, durable: {checked: false}}, '4.3.1')"""
+    )
+    assert "this RabbitMQ 4.3.1 refuses it unless" in newer
+    page.screenshot(path="/tmp/rabbitlens-queue-compat.png")
+
+
+# ------------------------------------------------------------------ 20: the RPC bound vs a Python client
+def test_the_rpc_panel_says_where_a_python_client_stops_reading(shared_lab, page):
+    from rabbit.fib import DEFAULT_MAX_N, fib, to_decimal
+
+    # What the note claims, checked against this Python: int() refuses fib(20578), reads fib(20577).
+    limit = 20578
+    int(to_decimal(fib(limit - 1)))
+    with pytest.raises(ValueError, match="4300"):
+        int(to_decimal(fib(limit)))
+    assert limit <= DEFAULT_MAX_N
+    open_panel(page, shared_lab, "rpc")
+    note = page.locator("#rpc-max-n-note")
+    assert note.is_visible()
+    text = " ".join(note.inner_text().split())
+    assert f"n ≤ {DEFAULT_MAX_N}" in text
+    assert f"fib({limit}) and up" in text and "4300 digits" in text
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "`fib(20578)` and up" in readme and "4300" in readme
