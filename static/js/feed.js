@@ -228,7 +228,7 @@ export class Feed {
     let tone = kind;
     if (kind === "published" && data.refused) {
       kinds.push("returned");
-      label = `publish refused · ${data.refused.reply_code}`;
+      label = `refused ${data.refused.reply_code}`;
       tone = "unroutable";
     } else if (kind === "published") {
       if (data.confirmed === false) {
@@ -246,7 +246,7 @@ export class Feed {
     }
     const where = kind === "delivery" ? [el("span", { class: "q" }, data.queue), el("span", { class: "muted" }, ` · ${data.consumer_id}`)]
       : kind === "returned" ? [el("span", { class: "bad" }, data.reply_text || "")]
-        : data.refused ? [el("span", { class: "bad" }, data.refused.message)]
+        : data.refused ? [el("span", { class: "bad wrap" }, data.refused.message)]
           : [];
     const routeCell = el("td", { class: "route" });
     const row = el("tr", { tabindex: "0", class: `feed-row tone-${tone}`, dataset: { kind } },
@@ -256,7 +256,8 @@ export class Feed {
       el("td", { class: "mono", title: `${exchangeShort(data.exchange)} · ${data.routing_key ?? ""}` },
         el("span", {}, data.exchange === undefined ? "" : exchangeShort(data.exchange)),
         data.routing_key ? el("span", { class: "muted" }, " · ") : "", el("span", {}, data.routing_key ?? "")),
-      el("td", { class: "mono", title: kind === "delivery" ? `${data.queue} · ${data.consumer_id}` : "" }, ...where),
+      el("td", { class: "mono", title: kind === "delivery" ? `${data.queue} · ${data.consumer_id}`
+        : data.refused ? data.refused.message : "" }, ...where),
       routeCell,
       el("td", { class: "mono body" }, kind === "returned" ? "" : bodySnippet(data.body)));
     if (kind === "delivery") {
@@ -333,8 +334,9 @@ export class Feed {
         const p = predicted === null || predicted === undefined ? "?" : predicted.length ? predicted.join(", ") : "none";
         const d = delivered.length ? delivered.join(", ") : msg.routed === false ? "nowhere" : "…";
         const pending = predicted && !problem && !same(predicted, delivered) && msg.routed !== false;
-        const pendingNote = pending ? ` ${this.waitingNote(predicted.filter((q) => !delivered.includes(q)))}` : "";
-        cell.verdict.textContent = `${p} → ${d}${pendingNote}`;
+        const pendingNote = pending ? this.waitingNote(predicted.filter((q) => !delivered.includes(q))) : "";
+        cell.verdict.replaceChildren(`${p} → ${d}`,
+          pendingNote ? el("span", { class: "wait-note" }, ` ${pendingNote}`) : "");
         cell.verdict.title = problem || (pendingNote ? "not delivered to every predicted queue yet" : "as predicted");
         cell.verdict.className = `verdict ${problem ? "bad" : pendingNote ? "muted" : "good"}`;
       }
