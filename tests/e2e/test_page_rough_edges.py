@@ -342,3 +342,14 @@ def test_the_rpc_panel_says_where_a_python_client_stops_reading(shared_lab, page
     assert f"fib({limit}) and up" in text and "4300 digits" in text
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "`fib(20578)` and up" in readme and "4300" in readme
+
+
+# ------------------------------------------------------------------ 18: the icon
+def test_a_page_load_asks_for_nothing_that_is_missing(shared_lab, page):
+    missing = []
+    page.on("response", lambda response: response.status == 404 and missing.append(response.url))
+    open_panel(page, shared_lab, "overview")
+    page.wait_for_timeout(1000)  # the icon is fetched after the load
+    icon = page.evaluate("document.querySelector('link[rel=icon]')?.href")
+    assert icon and page.request.get(icon).ok
+    assert missing == []
