@@ -258,7 +258,10 @@ class Consumer:
             self._emit("nack", {**ack_event, "kind": "nack", "requeue": True})
 
     def _crash(self, channel: BlockingChannel) -> None:
-        self.error = "crashed on purpose: channel closed without acking"
+        if self.ack == "auto":  # nothing to requeue: the broker counted it acked when it sent it
+            self.error = "crashed on purpose: auto ack: the broker already forgot this message; it is lost"
+        else:
+            self.error = "crashed on purpose: channel closed without acking; the broker requeues the message"
         self._stop.set()
         try:
             channel.close()

@@ -26,7 +26,5 @@ export function setText(selector, text) {
   if (node) node.textContent = text ?? "";
 }
 
-export function formatTime(epochSeconds) {
-  const d = epochSeconds ? new Date(epochSeconds * 1000) : new Date();
-  return d.toLocaleTimeString([], { hour12: false });
-}
+// Kept under its old name for the panels that import it from here; the one definition is in format.js.
+export { timeOfDay as formatTime } from "./format.js";

@@ -2,10 +2,10 @@
 // published, which bindings match (token by token), which do not and why, and which queues get the message.
 // It asks POST /api/route (debounced) on every keystroke and again whenever the topology changes.
 import { $, el } from "./dom.js";
+import { exchangeLabel as label } from "./format.js";
 
 const DEBOUNCE_MS = 140;
 
-const label = (name) => (name === "" ? "(default exchange)" : name);
 const showWord = (word) => (word === "" ? "ε" : word);
 
 // ------------------------------------------------------------------ explanation views
@@ -152,6 +152,10 @@ export function initExplainer(section, { api, current, onTopology }) {
   const spinner = $("#route-busy", section);
   let timer = null;
   let sequence = 0;
+  // Nothing is judged before the user asks (types a key, picks an exchange): a red "unroutable" for a key
+  // nobody typed reads as an error.
+  let asked = false;
+  const idleNodes = [...output.cloneNode(true).childNodes];
 
   function exchangeType() {
     const topology = current();
@@ -169,6 +173,10 @@ export function initExplainer(section, { api, current, onTopology }) {
     if (!topology || !select.options.length) return;
     const type = exchangeType();
     headersField.hidden = type !== "headers";
+    if (!asked) {
+      show("idle", idleNodes.map((node) => node.cloneNode(true)));
+      return;
+    }
     let headers = {};
     const raw = headersInput.value.trim();
     if (type === "headers" && raw) {
@@ -208,9 +216,10 @@ export function initExplainer(section, { api, current, onTopology }) {
     select.value = keep ? chosen : (mine ?? "");
   }
 
-  select.addEventListener("change", () => { select.dataset.touched = "1"; schedule(); });
-  keyInput.addEventListener("input", schedule);
-  headersInput.addEventListener("input", schedule);
-  $("#route-form", section).addEventListener("submit", (event) => { event.preventDefault(); explain(); });
+  const ask = () => { asked = true; schedule(); };
+  select.addEventListener("change", () => { select.dataset.touched = "1"; ask(); });
+  keyInput.addEventListener("input", ask);
+  headersInput.addEventListener("input", ask);
+  $("#route-form", section).addEventListener("submit", (event) => { event.preventDefault(); asked = true; explain(); });
   onTopology((topology) => { fillExchanges(topology); schedule(); });
 }

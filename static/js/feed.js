@@ -3,18 +3,14 @@
 // Each lab id remembers where the routing engine predicted it would go and where it was delivered, so
 // rows can flag a difference. Everything from the broker goes in as text.
 import { el } from "./dom.js";
+import { clock, exchangeShort, size } from "./format.js";
 
 const MESSAGE_MEMORY = 5; // remember predictions for cap × this many lab ids
-
-function clock(seconds) {
-  const d = seconds ? new Date(seconds * 1000) : new Date();
-  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
-}
 
 function bodySnippet(body) {
   if (!body) return "";
   const text = body.text ?? null;
-  if (text === null) return `‹${body.size} bytes binary›`;
+  if (text === null) return `‹${size(body.size)} binary›`;
   const flat = text.replace(/\s+/g, " ").trim();
   return flat.length > 80 ? flat.slice(0, 80) + "…" : flat || "‹empty›";
 }
@@ -24,10 +20,11 @@ function same(a, b) {
 }
 
 export class Feed {
-  constructor({ tbody, stats, empty, onSelect }) {
+  constructor({ tbody, stats, empty, filterEmpty, onSelect }) {
     this.tbody = tbody;
     this.statsNode = stats;
     this.emptyNode = empty;
+    this.filterEmptyNode = filterEmpty;
     this.onSelect = onSelect;
     this.cap = 1000;
     this.paused = false;
@@ -37,6 +34,9 @@ export class Feed {
     this.messages = new Map(); // lab id -> {predicted, routed, delivered: Set, cells: [], published}
     this.deliveryRows = new Map(); // "consumer:tag" -> status cell
     this.settled = new Map(); // "consumer:tag" -> [label, class] for acks that beat their row to the screen
+    this.lastDelivery = new Map(); // consumer id -> "consumer:tag" of its newest delivery
+    this.waiting = new Set(); // lab ids delivered to fewer queues than predicted (so far)
+    this.consumerOf = () => "lab"; // queue -> "lab" | "other" | "none": who consumes it (set by the panel)
     this.totals = { published: 0, refused: 0, delivery: 0, ack: 0, nack: 0, returned: 0, unroutable: 0, mismatch: 0 };
     this.droppedFromView = 0;
     this.scheduled = false;
@@ -45,7 +45,9 @@ export class Feed {
 
   // ------------------------------------------------------------------ input
   add(kind, data) {
-    if (kind === "published") {
+    if (kind === "published" && data.refused) {
+      this.totals.refused += 1; // the broker closed the channel on it (404 no exchange, 403, 406): not published
+    } else if (kind === "published") {
       this.totals.published += 1;
       if (data.confirmed === false) this.totals.refused += 1; // basic.nack: the broker refused it
       else if (!data.routed) this.totals.unroutable += 1;
@@ -59,6 +61,7 @@ export class Feed {
     } else if (kind === "delivery") {
       this.totals.delivery += 1;
       const msg = data.id ? this.remember(data.id, {}) : null;
+      this.lastDelivery.set(data.consumer_id, `${data.consumer_id}:${data.delivery_tag}`);
       if (msg) {
         msg.delivered.add(data.queue);
         msg.deliveries.push(data);
@@ -110,6 +113,44 @@ export class Feed {
     }
     this.settled.set(key, [label, className]);
     if (this.settled.size > this.cap * 2) this.settled.delete(this.settled.keys().next().value);
+  }
+
+  /** A consumer crashed: under auto ack the message it held is gone for good, and its row says so. */
+  crashed(consumer) {
+    if (consumer.ack !== "auto") return;
+    const key = this.lastDelivery.get(consumer.id);
+    if (!key) return;
+    const label = "lost · auto ack";
+    const className = "settle settle-lost";
+    const cell = this.deliveryRows.get(key);
+    if (cell) {
+      cell.textContent = label;
+      cell.className = className;
+      cell.title = "auto ack: the broker already forgot this message; it is lost";
+    } else {
+      this.settled.set(key, [label, className]);
+    }
+  }
+
+  /** Who consumes each queue changed: re-judge the messages still waiting for a delivery. */
+  setConsumers(consumerOf) {
+    this.consumerOf = consumerOf;
+    for (const id of [...this.waiting]) {
+      const msg = this.messages.get(id);
+      if (msg) this.judge(id, msg);
+      else this.waiting.delete(id);
+    }
+  }
+
+  /** Why a message is not (yet) in every predicted queue's deliveries, in words. */
+  waitingNote(waiting) {
+    const byKind = { lab: [], other: [], none: [] };
+    for (const queue of waiting) byKind[this.consumerOf(queue)]?.push(queue);
+    const parts = [];
+    if (byKind.lab.length) parts.push("(pending)");
+    if (byKind.other.length) parts.push(`queued in ${byKind.other.join(", ")} for a consumer outside the lab (not seen here)`);
+    if (byKind.none.length) parts.push(`queued in ${byKind.none.join(", ")}, no consumer yet`);
+    return parts.join(" · ");
   }
 
   // ------------------------------------------------------------------ controls
@@ -191,7 +232,11 @@ export class Feed {
     const kinds = [kind];
     let label = kind;
     let tone = kind;
-    if (kind === "published") {
+    if (kind === "published" && data.refused) {
+      kinds.push("returned");
+      label = `refused ${data.refused.reply_code}`;
+      tone = "unroutable";
+    } else if (kind === "published") {
       if (data.confirmed === false) {
         label = "published · nacked";
         tone = "unroutable";
@@ -207,16 +252,18 @@ export class Feed {
     }
     const where = kind === "delivery" ? [el("span", { class: "q" }, data.queue), el("span", { class: "muted" }, ` · ${data.consumer_id}`)]
       : kind === "returned" ? [el("span", { class: "bad" }, data.reply_text || "")]
-        : [];
+        : data.refused ? [el("span", { class: "bad wrap" }, data.refused.message)]
+          : [];
     const routeCell = el("td", { class: "route" });
     const row = el("tr", { tabindex: "0", class: `feed-row tone-${tone}`, dataset: { kind } },
       el("td", { class: "mono muted" }, clock(data.time)),
       el("td", {}, el("span", { class: `badge badge-${tone}` }, label)),
       el("td", { class: "mono id" }, data.id || "—"),
-      el("td", { class: "mono", title: `${data.exchange || "(default)"} · ${data.routing_key ?? ""}` },
-        el("span", {}, data.exchange === "" ? "(default)" : data.exchange ?? ""),
+      el("td", { class: "mono", title: `${exchangeShort(data.exchange)} · ${data.routing_key ?? ""}` },
+        el("span", {}, data.exchange === undefined ? "" : exchangeShort(data.exchange)),
         data.routing_key ? el("span", { class: "muted" }, " · ") : "", el("span", {}, data.routing_key ?? "")),
-      el("td", { class: "mono", title: kind === "delivery" ? `${data.queue} · ${data.consumer_id}` : "" }, ...where),
+      el("td", { class: "mono", title: kind === "delivery" ? `${data.queue} · ${data.consumer_id}`
+        : data.refused ? data.refused.message : "" }, ...where),
       routeCell,
       el("td", { class: "mono body" }, kind === "returned" ? "" : bodySnippet(data.body)));
     if (kind === "delivery") {
@@ -276,6 +323,9 @@ export class Feed {
     }
     if (problem && msg.check?.note) problem = `${problem} · ${msg.check.note}`;
     const notes = (msg.notes || []).join("; ");
+    const stillWaiting = predicted && !problem && msg.routed !== false && !same(predicted, delivered);
+    if (stillWaiting) this.waiting.add(id);
+    else this.waiting.delete(id);
     const wasMismatch = msg.mismatch;
     msg.mismatch = Boolean(problem);
     if (msg.mismatch && !wasMismatch) this.totals.mismatch += 1;
@@ -291,14 +341,16 @@ export class Feed {
       } else {
         const p = predicted === null || predicted === undefined ? "?" : predicted.length ? predicted.join(", ") : "none";
         const d = delivered.length ? delivered.join(", ") : msg.routed === false ? "nowhere" : "…";
-        const pendingNote = predicted && !problem && !same(predicted, delivered) && msg.routed !== false ? " (pending)" : "";
-        cell.verdict.textContent = `${p} → ${d}${pendingNote}`;
-        cell.verdict.title = [problem || (pendingNote ? "waiting for consumers to receive it" : "as predicted"), notes]
+        const pending = predicted && !problem && !same(predicted, delivered) && msg.routed !== false;
+        const pendingNote = pending ? this.waitingNote(predicted.filter((q) => !delivered.includes(q))) : "";
+        cell.verdict.replaceChildren(`${p} → ${d}`,
+          pendingNote ? el("span", { class: "wait-note" }, ` ${pendingNote}`) : "");
+        cell.verdict.title = [problem || (pendingNote ? "not delivered to every predicted queue yet" : "as predicted"), notes]
           .filter(Boolean).join(" · ");
         if (msg.check?.verdict) cell.verdict.dataset.check = msg.check.verdict;
-        if (msg.check?.verdict === "topology_changed") cell.verdict.textContent += " · topology changed";
-        else if (msg.check?.verdict === "prediction_wrong") cell.verdict.textContent += " · prediction wrong";
-        if (notes) cell.verdict.textContent += " ⓘ";
+        if (msg.check?.verdict === "topology_changed") cell.verdict.append(" · topology changed");
+        else if (msg.check?.verdict === "prediction_wrong") cell.verdict.append(" · prediction wrong");
+        if (notes) cell.verdict.append(" ⓘ");
         cell.verdict.className = `verdict ${problem ? "bad" : pendingNote ? "muted" : "good"}`;
       }
     }
@@ -315,5 +367,29 @@ export class Feed {
     if (this.paused) parts.push(`· paused (${this.pending.length} waiting)`);
     this.statsNode.textContent = parts.join("  ");
     this.emptyNode.hidden = rows > 0 || this.pending.length > 0;
+    this.renderFilterEmpty(rows);
+  }
+
+  /** A filter that hides every row says so, and why, instead of leaving an empty table. */
+  renderFilterEmpty(rows) {
+    const node = this.filterEmptyNode;
+    if (!node) return;
+    const filtering = Boolean(this.filterText || this.filterKind);
+    const anyVisible = filtering && [...this.tbody.rows].some((row) => !row.hidden);
+    node.hidden = !filtering || rows === 0 || anyVisible;
+    if (node.hidden) return;
+    const inView = `${rows} event${rows === 1 ? "" : "s"} in view`;
+    const text = this.filterText ? ` matching “${this.filterText}”` : "";
+    const why = {
+      mismatch: this.totals.mismatch
+        ? `No message${text} in view where the prediction differs: the ${this.totals.mismatch} that did are no ` +
+          `longer in view (${inView}).`
+        : `No message${text} where the prediction differs: every message so far went where the routing engine ` +
+          `predicted (${inView}).`,
+      returned: `No returned or unroutable message${text} (${inView}).`,
+      published: `No publish${text} (${inView}).`,
+      delivery: `No delivery${text} (${inView}).`,
+    }[this.filterKind];
+    node.textContent = why || `No event matches “${this.filterText}” (${inView}).`;
   }
 }

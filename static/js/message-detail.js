@@ -1,6 +1,7 @@
 // The detail view of one feed row: what happened, the properties, the headers, and the body as text,
 // pretty JSON or hex. Every value is set as text: a body of markup shows as markup, it never runs.
 import { el } from "./dom.js";
+import { exchangeLabel, size } from "./format.js";
 
 const LAB_HEADERS = ["x-rabbitlens-id", "x-rabbitlens-published"];
 
@@ -46,7 +47,7 @@ function bodyView(body) {
     tabs.append(el("button", { type: "button", onclick: () => show(index) }, name));
   }
   show(0);
-  const note = `${body.size} bytes · ${body.kind}${body.truncated ? " · preview truncated" : ""}`;
+  const note = `${size(body.size)} · ${body.kind}${body.truncated ? " · preview truncated" : ""}`;
   return el("div", {}, el("div", { class: "body-bar" }, tabs, el("span", { class: "muted mono" }, note)), pre);
 }
 
@@ -65,16 +66,19 @@ export function renderDetail(container, kind, data, message) {
   const summary = [
     ["event", kind],
     ["lab id", data.id],
-    ["exchange", data.exchange === "" ? "(default exchange)" : data.exchange],
+    ["exchange", data.exchange === undefined ? undefined : exchangeLabel(data.exchange)],
     ["routing key", data.routing_key],
   ];
   if (kind === "delivery") {
     summary.push(["queue", data.queue], ["consumer", data.consumer_id], ["delivery tag", data.delivery_tag],
       ["redelivered", String(data.redelivered)], ["ack mode", data.ack],
       ["publish → delivery", data.latency_ms === null ? null : `${data.latency_ms} ms`]);
+  } else if (kind === "published" && data.refused) {
+    summary.push(["refused", `${data.refused.reply_code} ${data.refused.message}`],
+      ["outcome", "the broker refused the publish and closed the lab's channel: nothing was routed"]);
   } else if (kind === "published") {
     summary.push(["confirmed", String(data.confirmed)], ["routed", String(data.routed)],
-      ["mandatory", String(data.mandatory)], ["size", `${data.size} bytes`]);
+      ["mandatory", String(data.mandatory)], ["size", size(data.size)]);
     if (data.routed === false) {
       summary.push(["outcome", data.mandatory ? "returned to the publisher (basic.return)" : "dropped by the broker: no queue took it"]);
     }
@@ -90,7 +94,8 @@ export function renderDetail(container, kind, data, message) {
     if (message.check) route.push(["re-read", message.check.note]);
     for (const note of message.notes || []) route.push(["note", note]);
   }
-  const title = kind === "returned" ? "Returned message" : kind === "delivery" ? "Delivery" : "Published message";
+  const title = kind === "returned" ? "Returned message" : kind === "delivery" ? "Delivery"
+    : data.refused ? "Refused publish" : "Published message";
   const body = data.body || message?.published?.body || null;
   container.replaceChildren(
     el("p", { class: `detail-kind badge badge-${kind === "published" && data.routed === false ? "unroutable" : kind}` }, title),

@@ -12,6 +12,7 @@ const LABELS = {
 };
 const HISTORY_LIMIT = 50;
 let lastBroker = null;
+let lastHistoryKey = null;
 
 function showState(state) {
   const pill = $("#broker-status");
@@ -30,6 +31,10 @@ function render(broker) {
   const error = $("#broker-error");
   error.hidden = !broker.error;
   setText(error, broker.error ? `Last error: ${broker.error}` : "");
+  // The same status comes both from /api/health and from the live link's greeting: one history line each.
+  const key = `${broker.state}|${broker.since}|${broker.error || ""}`;
+  if (key === lastHistoryKey) return;
+  lastHistoryKey = key;
   const history = $("#status-history");
   history.prepend(el("li", { class: `state-${broker.state}` }, `${formatTime(broker.since)} ${broker.state}`,
     broker.error ? ` — ${broker.error}` : ""));

@@ -4,13 +4,16 @@ import { $, el, setText } from "./dom.js";
 import { on, onLinkChange } from "./socket.js";
 import { initExplainer } from "./explainer.js";
 import { api } from "./api.js";
+import { exchangeLabel, plural } from "./format.js";
+import { confirmAction, confirmOpen, updateConfirm } from "./confirm.js";
 
 let topology = null;
 const listeners = new Set();
+let selectedQueue = null; // the queue whose bindings the bindings card shows (null: all)
+let confirming = null; // () => the open confirmation's text, recomputed on every topology change
 
 
 const enc = (name) => encodeURIComponent(name);
-export const exchangeLabel = (name) => (name === "" ? "(default exchange)" : name);
 const isSystemExchange = (name) => name === "" || name.startsWith("amq.");
 
 // ------------------------------------------------------------------ small view helpers
@@ -37,6 +40,39 @@ function busy(button, on) {
   button.classList.toggle("is-busy", on);
 }
 
+// ------------------------------------------------------------------ confirmations
+const findQueue = (name) => topology?.queues.find((q) => q.name === name);
+
+function purgeText(name) {
+  const q = findQueue(name);
+  if (!q) return `Queue “${name}” no longer exists.`;
+  return `Purge queue “${name}”? Its ${plural(q.messages || 0, "ready message")} ${q.messages === 1 ? "is" : "are"} ` +
+    "deleted for good (messages delivered and not yet acked stay). This cannot be undone.";
+}
+
+function deleteQueueText(name) {
+  const q = findQueue(name);
+  if (!q) return `Queue “${name}” no longer exists.`;
+  const holds = q.messages ? `It holds ${plural(q.messages, "ready message")}, deleted with it` : "It is empty";
+  const consumers = q.consumers ? `; its ${plural(q.consumers, "consumer")} ${q.consumers === 1 ? "is" : "are"} cancelled` : "";
+  return `Delete queue “${name}”? ${holds}${consumers}, and its bindings go too. This cannot be undone.`;
+}
+
+function deleteExchangeText(name) {
+  const bindings = (topology?.bindings || []).filter((b) => b.source === name || (b.destination_type === "exchange" && b.destination === name));
+  return `Delete exchange “${name}”? ${bindings.length ? `Its ${plural(bindings.length, "binding")} ${bindings.length === 1 ? "goes" : "go"} with it.` : "It has no bindings."} This cannot be undone.`;
+}
+
+/** Ask before a destructive action; the question's text follows the topology while it is open. */
+async function ask(title, describe, confirmLabel) {
+  confirming = describe;
+  try {
+    return await confirmAction({ title, message: describe(), confirmLabel });
+  } finally {
+    confirming = null;
+  }
+}
+
 // ------------------------------------------------------------------ rendering
 function renderExchanges(section, exchanges) {
   const rows = $("#exchange-rows", section);
@@ -56,6 +92,7 @@ function renderExchanges(section, exchanges) {
     const remove = el("button", { type: "button", class: "icon danger", title: `Delete exchange ${exchangeLabel(x.name)}`,
       "aria-label": `Delete exchange ${exchangeLabel(x.name)}`, disabled: isSystemExchange(x.name) }, "✕");
     remove.addEventListener("click", async () => {
+      if (!await ask("Delete exchange", () => deleteExchangeText(x.name), "Delete exchange")) return;
       busy(remove, true);
       try {
         await api("DELETE", `/api/exchanges/${enc(x.name)}`);
@@ -98,6 +135,7 @@ function renderQueues(section, queues, source) {
     const remove = el("button", { type: "button", class: "icon danger", title: `Delete queue ${q.name}`,
       "aria-label": `Delete queue ${q.name}` }, "✕");
     purge.addEventListener("click", async () => {
+      if (!await ask("Purge queue", () => purgeText(q.name), "Purge")) return;
       busy(purge, true);
       try {
         const result = await api("POST", `/api/queues/${enc(q.name)}/purge`);
@@ -110,6 +148,7 @@ function renderQueues(section, queues, source) {
       }
     });
     remove.addEventListener("click", async () => {
+      if (!await ask("Delete queue", () => deleteQueueText(q.name), "Delete queue")) return;
       busy(remove, true);
       try {
         await api("DELETE", `/api/queues/${enc(q.name)}`);
@@ -119,20 +158,56 @@ function renderQueues(section, queues, source) {
         busy(remove, false);
       }
     });
-    rows.append(el("tr", { dataset: { name: q.name } },
+    const selected = q.name === selectedQueue;
+    const row = el("tr", { dataset: { name: q.name }, class: selected ? "selected" : "", tabindex: "0",
+      "aria-selected": String(selected), title: `Show the bindings of ${q.name}` },
       el("td", { class: "name", title: q.name }, q.name),
       el("td", { class: `n ${q.messages ? "has-messages" : ""}` }, String(q.messages)),
       el("td", { class: "n" }, String(q.consumers)),
-      flags, el("td", { class: "act" }, purge, remove)));
+      flags, el("td", { class: "act" }, purge, remove));
+    const choose = () => selectQueue(section, selected ? null : q.name);
+    row.addEventListener("click", (event) => { if (!event.target.closest("button")) choose(); });
+    row.addEventListener("keydown", (event) => {
+      if ((event.key === "Enter" || event.key === " ") && event.target === row) {
+        event.preventDefault();
+        choose();
+      }
+    });
+    rows.append(row);
   }
 }
 
-function renderBindings(section, bindings) {
+/** Select a queue (or none): the bindings card then shows that queue's bindings, with the implicit one. */
+function selectQueue(section, name) {
+  selectedQueue = name;
+  if (topology) render(section, topology);
+  if (name) $(`#queue-rows tr[data-name="${CSS.escape(name)}"]`, section)?.focus();
+}
+
+/** The binding every queue has to the default exchange, by its own name; AMQP lists it nowhere. */
+function implicitRow(queue) {
+  return el("tr", { class: "implicit", dataset: { source: "", destination: queue, implicit: "true" } },
+    el("td", { class: "name", title: "the default exchange" }, exchangeLabel("")),
+    el("td", { class: "arrow", title: "to queue" }, "→"),
+    el("td", { class: "name", title: `queue ${queue}` }, queue),
+    el("td", { class: "key", title: "every queue is bound to the default exchange with its own name as the key" },
+      tag("implicit", "implicit", "made by the broker for every queue; it cannot be unbound"), el("code", {}, queue)),
+    el("td", { class: "act" }));
+}
+
+function renderBindings(section, allBindings) {
   const rows = $("#binding-rows", section);
   const errorNode = $("#binding-action-error", section);
-  setText($("#binding-count", section), String(bindings.length));
+  const filter = $("#binding-filter", section);
+  const queue = selectedQueue;
+  const bindings = queue === null ? allBindings
+    : allBindings.filter((b) => b.destination_type === "queue" && b.destination === queue);
+  setText($("#binding-count", section), queue === null ? String(allBindings.length) : `${bindings.length + 1}`);
+  filter.hidden = queue === null;
+  setText($(".binding-filter-text", filter), queue === null ? "" : `Bindings of queue ${queue}, the implicit one included`);
   rows.replaceChildren();
-  if (!bindings.length) rows.append(emptyRow(5, "No bindings yet: bind a queue to an exchange above."));
+  if (queue !== null) rows.append(implicitRow(queue));
+  else if (!bindings.length) rows.append(emptyRow(5, "No bindings yet: bind a queue to an exchange above."));
   for (const b of bindings) {
     const unbind = el("button", { type: "button", class: "icon danger", title: "Unbind",
       "aria-label": `Unbind ${b.destination} from ${b.source}` }, "✕");
@@ -165,6 +240,7 @@ function fillDatalist(node, values, label = (v) => v) {
 
 function render(section, data) {
   topology = data;
+  if (selectedQueue !== null && !data.queues.some((q) => q.name === selectedQueue)) selectedQueue = null;
   const source = $("#topo-source", section);
   source.dataset.source = data.source;
   setText(source, data.source === "management" ? "management API · whole vhost" : "lab only · what this lab declared");
@@ -182,6 +258,7 @@ function render(section, data) {
   fillDatalist($("#topo-bindable-exchanges", section), names.filter((n) => n !== ""));
   fillDatalist($("#topo-queue-names", section), data.queues.map((q) => q.name));
   for (const listener of listeners) listener(data);
+  if (confirming && confirmOpen()) updateConfirm(confirming());
 }
 
 let flashTimer = null;
@@ -303,6 +380,55 @@ function initForms(section) {
   });
 }
 
+// ------------------------------------------------------------------ what newer brokers refuse
+let brokerVersion = null; // "3.10.8", from /api/health and broker_status
+
+/** [major, minor] of "3.10.8" (null when unknown). */
+function versionOf(text) {
+  const match = /^(\d+)\.(\d+)/.exec(text || "");
+  return match ? [Number(match[1]), Number(match[2])] : null;
+}
+
+const atLeast = (version, major, minor) => version && (version[0] > major || (version[0] === major && version[1] >= minor));
+
+/** What the queue form is about to declare that a newer RabbitMQ refuses: a transient (not durable) queue that
+ *  is not exclusive (every queue of this form) is a deprecated feature in 4.0 and denied by default from 4.3. */
+export function queueCompatNote(form, versionText) {
+  const type = form.queue_type.value || "classic";
+  if (type !== "classic" || form.durable.checked) return "";
+  const version = versionOf(versionText);
+  const shown = versionText || "unknown";
+  const permit = "deprecated_features.permit.transient_nonexcl_queues = true in rabbitmq.conf";
+  if (atLeast(version, 4, 3)) {
+    return `A transient (not durable), non-exclusive queue: this RabbitMQ ${shown} refuses it unless ${permit}. ` +
+      "Tick durable.";
+  }
+  const where = version ? `works on this ${shown} broker` : "works on older brokers";
+  return `A transient (not durable), non-exclusive queue: ${where}; refused by RabbitMQ 4.3 and later unless ` +
+    `${permit}. Tick durable to keep it working there.`;
+}
+
+function initCompat(section) {
+  const form = $("#queue-form", section);
+  const note = $("#queue-compat", section);
+  const update = () => {
+    const text = queueCompatNote(form.elements, brokerVersion);
+    note.hidden = !text;
+    note.textContent = text;
+  };
+  form.addEventListener("input", update);
+  form.addEventListener("change", update);
+  on("broker_status", (broker) => {
+    if (broker.server_version) brokerVersion = broker.server_version;
+    update();
+  });
+  api("GET", "/api/health").then((health) => {
+    brokerVersion = health.broker?.server_version || brokerVersion;
+    update();
+  }).catch(update);
+  update();
+}
+
 // ------------------------------------------------------------------ start
 async function refresh(section) {
   try {
@@ -316,6 +442,8 @@ async function refresh(section) {
 
 export function init(section) {
   initForms(section);
+  initCompat(section);
+  $("#binding-filter-clear", section).addEventListener("click", () => selectQueue(section, null));
   initExplainer(section, {
     api,
     current: () => topology,

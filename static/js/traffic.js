@@ -67,7 +67,27 @@ function describeResult(result) {
   return parts;
 }
 
-function setupPublish(section) {
+/** A publish the broker refused (404 no exchange, 403, 406...) never reaches the lab's `published` event:
+ *  the feed still gets a row for it, marked refused, with the broker's reply code and text. */
+function refusedEvent(request, error) {
+  const text = request.body_encoding === "utf-8" ? request.body : null;
+  return {
+    id: null,
+    exchange: request.exchange,
+    routing_key: request.routing_key,
+    properties: request.properties,
+    mandatory: request.mandatory,
+    count: request.count,
+    size: text === null ? null : new TextEncoder().encode(text).length,
+    body: text === null ? null : { text, size: new TextEncoder().encode(text).length, kind: "text" },
+    confirmed: false,
+    routed: false,
+    refused: { reply_code: error.details.reply_code, code: error.code, message: error.message },
+    time: Date.now() / 1000,
+  };
+}
+
+function setupPublish(section, feed) {
   const form = $("#publish-form", section);
   const button = $("#publish-button", section);
   const result = $("#publish-result", section);
@@ -116,6 +136,7 @@ function setupPublish(section) {
       result.className = "publish-result error-text";
       result.replaceChildren(`${error.code ? error.code + ": " : ""}${error.message}`);
       burst.hidden = true;
+      if (error.details?.reply_code) feed.add("published", refusedEvent(request, error));
     } finally {
       inFlight = false;
       button.disabled = false;
@@ -148,7 +169,7 @@ function consumerCard(c, actions) {
         running ? "Stop" : "Remove")));
 }
 
-function setupConsumers(section, feedActions) {
+function setupConsumers(section, feedActions, feed) {
   const form = $("#consumer-form", section);
   const list = $("#consumer-list", section);
   const error = $("#consumer-error", section);
@@ -158,6 +179,7 @@ function setupConsumers(section, feedActions) {
     const cards = [...known.values()].sort((a, b) => a.created - b.created).map((c) => consumerCard(c, actions));
     list.replaceChildren(...cards);
     list.classList.toggle("empty", cards.length === 0);
+    feedActions.consumersChanged([...known.values()]);
   };
   const showError = (message) => {
     error.hidden = !message;
@@ -187,6 +209,7 @@ function setupConsumers(section, feedActions) {
   });
   on("consumer", (c) => {
     const previous = known.get(c.id);
+    if (c.change === "crashed") feed.crashed({ ...previous, ...c });
     if (previous || c.change !== "stopped") {
       known.set(c.id, { ...previous, ...c });
       render();
@@ -224,11 +247,12 @@ function setupConsumers(section, feedActions) {
 }
 
 // ---------------------------------------------------------------------- topology hints
-function setupHints(section) {
+function setupHints(section, feedActions) {
   const exchanges = $("#traffic-exchanges", section);
   const queues = $("#traffic-queues", section);
   const fill = (snapshot) => {
     if (!snapshot) return;
+    feedActions.topologyChanged(snapshot);
     exchanges.replaceChildren(...(snapshot.exchanges || []).filter((x) => x.name)
       .map((x) => el("option", { value: x.name }, x.type)));
     queues.replaceChildren(...(snapshot.queues || []).map((q) => el("option", { value: q.name })));
@@ -251,6 +275,7 @@ function setupFeed(section) {
     tbody: $("#feed-rows", section),
     stats: $("#feed-stats", section),
     empty: $("#feed-empty", section),
+    filterEmpty: $("#feed-filter-empty", section),
     onSelect(eventKind, data, message) {
       lastFocus = document.activeElement;
       renderDetail(detailBody, eventKind, data, message);
@@ -291,7 +316,28 @@ function setupFeed(section) {
     } else if (!typing && event.key === "p" && !event.ctrlKey && !event.metaKey && !event.altKey) togglePause();
   });
 
+  // Who consumes each queue: the lab's running consumers, and the broker's count from the topology (which
+  // also counts other applications' consumers). A message waiting in a queue nobody consumes says so.
+  const FINAL = ["stopped", "crashed", "failed", "cancelled"];
+  let labConsumers = new Map(); // queue -> running lab consumers
+  let brokerConsumers = new Map(); // queue -> consumers the broker counts
+  const consumerOf = (queue) => (labConsumers.get(queue) ? "lab" : brokerConsumers.get(queue) ? "other" : "none");
+  const consumersChanged = (consumers) => {
+    labConsumers = new Map();
+    for (const c of consumers) {
+      if (!FINAL.includes(c.state)) labConsumers.set(c.queue, (labConsumers.get(c.queue) || 0) + 1);
+    }
+    feed.setConsumers(consumerOf);
+  };
+  const topologyChanged = (snapshot) => {
+    brokerConsumers = new Map((snapshot.queues || []).map((q) => [q.name, q.consumers || 0]));
+    feed.setConsumers(consumerOf);
+  };
+
   return {
+    feed,
+    consumersChanged,
+    topologyChanged,
     filter(text) {
       filter.value = text;
       applyFilter();
@@ -302,8 +348,8 @@ function setupFeed(section) {
 
 export function init(section) {
   const feedActions = setupFeed(section);
-  setupPublish(section);
-  setupConsumers(section, feedActions);
-  setupHints(section);
+  setupPublish(section, feedActions.feed);
+  setupConsumers(section, feedActions, feedActions.feed);
+  setupHints(section, feedActions);
   section.dataset.ready = "true";
 }

@@ -4,14 +4,10 @@
 import { $, el, setText } from "./dom.js";
 import { droppedCount, on, onDropped, onLinkChange } from "./socket.js";
 import { api } from "./api.js";
+import { clock, exchangeShort, size } from "./format.js";
 
 const CAP = 200; // rows kept in each feed
 
-
-function clock(seconds) {
-  const d = seconds ? new Date(seconds * 1000) : new Date();
-  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
-}
 
 function oneLine(text, max = 120) {
   if (text === null || text === undefined) return "";
@@ -123,13 +119,13 @@ function renderTapEvent(e) {
   return el("li", { class: "feed-row" },
     el("div", { class: "row-head" },
       el("time", { class: "muted" }, clock(e.time)),
-      el("span", { class: "exchange" }, e.exchange || "(default)"),
+      el("span", { class: "exchange" }, exchangeShort(e.exchange)),
       el("span", { class: "arrow", "aria-hidden": "true" }, "→"),
       el("code", { class: "rk" }, e.routing_key || "‹empty key›"),
       e.redelivered ? el("span", { class: "badge warn" }, "redelivered") : null,
       e.lab_id ? el("span", { class: "badge" }, `lab ${e.lab_id}`) : null),
     el("div", { class: "row-body" }, e.body_kind === "hex" ? `hex: ${oneLine(e.body)}` : oneLine(e.body),
-      el("span", { class: "muted" }, ` · ${e.body_size} B`)),
+      el("span", { class: "muted" }, ` · ${size(e.body_size)}`)),
     details("properties, headers, body", [
       ["properties", pretty(e.properties)],
       ["headers", pretty(e.headers)],
@@ -142,6 +138,11 @@ function setupTaps(section) {
   const status = $("#tap-form-status", section);
   const list = $("#tap-list", section);
   const seen = new Map(); // tap id -> events seen by this page
+  // Errors read red (role=status stays: the text is announced either way).
+  const say = (text, tone = "") => {
+    setText(status, text);
+    status.dataset.tone = tone;
+  };
   let taps = [];
 
   const feed = new LiveFeed({
@@ -160,13 +161,13 @@ function setupTaps(section) {
         try {
           await api("DELETE", `/api/taps/${encodeURIComponent(tap.id)}`);
         } catch (error) {
-          setText(status, error.message);
+          say(error.message, "error");
           remove.disabled = false;
         }
       });
       return el("li", { class: "tap-item", dataset: { tap: tap.id, state: tap.state } },
         el("div", {},
-          el("strong", {}, tap.exchange || "(default)"),
+          el("strong", {}, exchangeShort(tap.exchange)),
           el("span", { class: "muted" }, " key "), el("code", {}, tap.binding_key || "‹empty›"),
           tap.arguments ? el("code", { class: "muted" }, ` ${JSON.stringify(tap.arguments)}`) : null),
         el("div", { class: "muted small-text" },
@@ -194,7 +195,7 @@ function setupTaps(section) {
     const f = form.elements;
     const body = { exchange: f.exchange.value.trim(), binding_key: f.binding_key.value };
     if (!body.exchange) {
-      setText(status, "Name the exchange to tap.");
+      say("Name the exchange to tap.", "error");
       f.exchange.focus();
       return;
     }
@@ -203,18 +204,18 @@ function setupTaps(section) {
       try {
         body.arguments = JSON.parse(args);
       } catch (error) {
-        setText(status, `Arguments: not valid JSON (${error.message})`);
+        say(`Arguments: not valid JSON (${error.message})`, "error");
         return;
       }
     }
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
-    setText(status, "Adding…");
+    say("Adding…");
     try {
       const tap = await api("POST", "/api/taps", body);
-      setText(status, `Tapping ${tap.exchange} (queue ${tap.queue}).`);
+      say(`Tapping ${tap.exchange} (queue ${tap.queue}).`, "ok");
     } catch (error) {
-      setText(status, error.message);
+      say(error.message, "error");
     } finally {
       button.disabled = false;
     }
@@ -227,12 +228,12 @@ function setupTaps(section) {
 function renderTraceEvent(e) {
   const routed = e.routed_queues || [];
   const head = e.kind === "publish"
-    ? [el("span", { class: "exchange" }, e.exchange || "(default)"), el("span", { class: "muted" }, " key "),
+    ? [el("span", { class: "exchange" }, exchangeShort(e.exchange)), el("span", { class: "muted" }, " key "),
       el("code", { class: "rk" }, e.routing_key || "‹empty›"), el("span", { class: "arrow", "aria-hidden": "true" }, " → "),
       routed.length ? el("span", { class: "queues" }, routed.join(", "))
         : el("span", { class: "badge warn" }, "routed to no queue")]
     : [el("span", { class: "queues" }, e.queue), el("span", { class: "muted" }, " ← "),
-      el("span", { class: "exchange" }, e.exchange || "(default)"), el("span", { class: "muted" }, " key "),
+      el("span", { class: "exchange" }, exchangeShort(e.exchange)), el("span", { class: "muted" }, " key "),
       el("code", { class: "rk" }, e.routing_key || "‹empty›"),
       e.redelivered ? el("span", { class: "badge warn" }, "redelivered") : null];
   return el("li", { class: `feed-row trace-${e.kind}` },
@@ -241,7 +242,7 @@ function renderTraceEvent(e) {
       el("span", { class: `badge kind-${e.kind}` }, e.kind),
       ...head),
     el("div", { class: "row-body" }, oneLine(e.body),
-      el("span", { class: "muted" }, ` · ${e.body_size} B · ${e.user ?? "?"} · ${e.connection ?? ""}`),
+      el("span", { class: "muted" }, ` · ${size(e.body_size)} · ${e.user ?? "?"} · ${e.connection ?? ""}`),
       e.correlation_id ? el("span", { class: "muted" }, ` · correlation ${e.correlation_id}`) : null),
     details("properties, headers, body", [
       ["properties", pretty(e.properties)],
@@ -254,6 +255,7 @@ function setupTrace(section) {
   const button = $("#trace-switch", section);
   const state = $("#trace-state", section);
   const reason = $("#trace-reason", section);
+  const enable = $("#trace-enable", section);
   const kind = $("#trace-kind", section);
   let current = null;
   let busy = false;
@@ -268,10 +270,14 @@ function setupTrace(section) {
   feed.visible = (e) => (!kind.value || e.kind === kind.value) && baseVisible(e);
   kind.addEventListener("change", () => feed.rebuild());
 
+  // Without the management API the switch cannot work: it is disabled (not a switch that flips to "Off").
+  const unavailable = (status) => Boolean(status && !status.enabled && status.available === false);
+
   function show(status) {
     current = status;
     button.setAttribute("aria-checked", String(Boolean(status.enabled)));
-    button.disabled = busy;
+    button.disabled = busy || unavailable(status);
+    enable.hidden = !unavailable(status);
     section.querySelector("#trace-card").dataset.state = status.enabled ? "on" : "off";
     if (status.enabled) {
       setText(state, `On for vhost ${status.vhost} (the lab's own tap deliveries are left out)`);
@@ -286,7 +292,7 @@ function setupTrace(section) {
   }
 
   button.addEventListener("click", async () => {
-    if (busy || !current) return;
+    if (busy || !current || unavailable(current)) return;
     busy = true;
     button.disabled = true;
     setText(state, current.enabled ? "Switching off…" : "Switching on…");
@@ -298,7 +304,7 @@ function setupTrace(section) {
       setText(state, current.enabled ? "On" : "Off");
     } finally {
       busy = false;
-      button.disabled = false;
+      button.disabled = unavailable(current);
     }
   });
 

@@ -59,8 +59,9 @@ def test_trace_is_unavailable_without_the_management_api(shared_lab, page):
     assert "does not answer" in reason.inner_text()
     assert section.locator("#trace-state").inner_text() == "Unavailable"
     assert section.locator("#trace-switch").get_attribute("aria-checked") == "false"
-    section.locator("#trace-switch").click()  # trying anyway asks the server again and shows its reason
-    page.wait_for_function("document.querySelector('#trace-state').textContent === 'Off'")
+    # The switch cannot work here: it is disabled (it used to flip to "Off") and the page says how to enable it.
+    assert section.locator("#trace-switch").is_disabled()
+    assert "rabbitmq-plugins enable rabbitmq_management" in section.locator("#trace-enable").inner_text()
     assert "trace needs the management API at" in reason.inner_text()
     assert section.locator("#trace-switch").get_attribute("aria-checked") == "false"
 

@@ -1,0 +1,40 @@
+// The page's one set of formatting helpers: times, exchange names, sizes. Every panel uses these, so a
+// label reads the same everywhere. Pure functions, no DOM.
+
+/** "(default exchange)" for the nameless default exchange, else the name itself. */
+export const DEFAULT_EXCHANGE_LABEL = "(default exchange)";
+
+export function exchangeLabel(name) {
+  return name === "" || name === null || name === undefined ? DEFAULT_EXCHANGE_LABEL : name;
+}
+
+/** The short form for tight cells: "(default)". */
+export function exchangeShort(name) {
+  return name === "" || name === null || name === undefined ? "(default)" : name;
+}
+
+/** Local time of day, HH:MM:SS, of an epoch in seconds (now when missing). */
+export function timeOfDay(epochSeconds) {
+  const d = epochSeconds ? new Date(epochSeconds * 1000) : new Date();
+  return d.toLocaleTimeString([], { hour12: false });
+}
+
+/** Local time of day with milliseconds, HH:MM:SS.mmm, of an epoch in seconds (now when missing). */
+export function clock(epochSeconds) {
+  const d = epochSeconds ? new Date(epochSeconds * 1000) : new Date();
+  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+
+/** A byte count as people read it: "512 B", "4.0 KiB", "1.5 MiB". */
+export function size(bytes) {
+  if (bytes === null || bytes === undefined || Number.isNaN(Number(bytes))) return "";
+  const n = Number(bytes);
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+/** "1 message", "2 messages". */
+export function plural(count, word, many = `${word}s`) {
+  return `${count} ${count === 1 ? word : many}`;
+}
