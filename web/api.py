@@ -86,7 +86,7 @@ def _check_text(text: str, where: str) -> None:
     except UnicodeEncodeError as exc:
         bad = ascii(text[exc.start : exc.end])
         raise InvalidInput(
-            f"{where}: holds {bad}, a lone surrogate: not valid Unicode text (send arbitrary bytes as base64)"
+            f"{where}: holds {bad}, a lone surrogate: not valid UTF-8 text (send arbitrary bytes as base64)"
         ) from None
 
 
