@@ -119,6 +119,30 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
         raise InvalidInput(message, details={"problems": problems}) from None
 
 
+# OpenAPI links: what a created resource's answer lets a client call next (schemathesis' stateful phase follows
+# them: create, then read, purge, delete what was created). (method, path, status) -> [(method, path, params)].
+# A link with a "body" key gives the next request's JSON body (a consumer on the queue just declared, say).
+LINKS: dict[tuple[str, str, int], list[tuple[str, str, dict[str, Any]]]] = {
+    ("post", "/api/exchanges", 201): [
+        ("post", "/api/taps", {"body": {"exchange": "$response.body#/name", "binding_key": "#"}}),
+        ("delete", "/api/exchanges/{name}", {"name": "$response.body#/name"}),
+    ],
+    ("post", "/api/queues", 201): [
+        ("post", "/api/consumers", {"body": {"queue": "$response.body#/name"}}),
+        ("post", "/api/queues/{name}/purge", {"name": "$response.body#/name"}),
+        ("delete", "/api/queues/{name}", {"name": "$response.body#/name"}),
+    ],
+    ("post", "/api/consumers", 201): [
+        ("get", "/api/consumers/{consumer_id}", {"consumer_id": "$response.body#/id"}),
+        ("delete", "/api/consumers/{consumer_id}", {"consumer_id": "$response.body#/id"}),
+    ],
+    ("post", "/api/taps", 201): [("delete", "/api/taps/{tap_id}", {"tap_id": "$response.body#/id"})],
+    ("post", "/api/rpc/servers", 201): [
+        ("delete", "/api/rpc/servers/{server_id}", {"server_id": "$response.body#/servers/0/id"})
+    ],
+}
+
+
 class ApiRegistry:
     """Registers JSON routes on blueprints and remembers them for ``/api/openapi.json``."""
 
@@ -198,6 +222,21 @@ class ApiRegistry:
                 responses.setdefault(
                     str(status), {"description": text, "content": {"application/json": {"schema": error_schema}}}
                 )
+            known = {(o.method.lower(), o.path) for o in self.operations}
+            for status in op.responses:
+                links = {}
+                for method, path, params in LINKS.get((op.method, op.path, status), []):
+                    if (method, path) not in known:
+                        continue
+                    link: dict[str, Any] = {"operationId": f"{method}_{path}"}
+                    path_params = {k: v for k, v in params.items() if k != "body"}
+                    if path_params:
+                        link["parameters"] = path_params
+                    if "body" in params:
+                        link["requestBody"] = params["body"]
+                    links[f"{method}_{path}"] = link
+                if links:
+                    responses[str(status)]["links"] = links
             entry["responses"] = responses
             paths.setdefault(op.path, {})[op.method] = entry
         schemas["Error"] = {
