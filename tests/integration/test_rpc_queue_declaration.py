@@ -137,3 +137,37 @@ def test_post_rpc_servers_takes_the_queue_knobs(shared_lab, amqp, unique):
         shared_lab.delete(f"/api/rpc/servers/{server['id']}?kill=1")
     bad = shared_lab.post("/api/rpc/servers", {"queue": queue, "queue_durable": False, "queue_type": "quorum"})
     assert bad.status_code == 400 and "always durable" in bad.json()["error"]["message"]
+
+
+def test_a_406_between_the_check_and_the_declaration_says_whose_declaration_won(broker_url, amqp, unique, tmp_path):
+    """Another program declares the queue (transient, as the 2016 tutorial does) just after this server's passive
+    check found none: this server's durable declaration gets 406, and it uses the queue as it is, saying why."""
+    import threading
+
+    from rabbit.fib_server import FibServer
+
+    queue = unique("rpc-race")
+    amqp.queues.append(queue)
+
+    class Raced(FibServer):
+        def on_channel_open(self, channel, step="check"):
+            if step == "declare":  # the other program's declaration lands first
+                other = pika.BlockingConnection(pika.URLParameters(broker_url))
+                other.channel().queue_declare(queue)
+                other.close()
+            super().on_channel_open(channel, step)
+
+    server = Raced(broker_url, queue=queue, status_file=tmp_path / "s.json", print_stats=False)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.stats["state"] == "serving", message="the raced server serving")
+        declaration = server.stats["queue_declaration"]
+        assert declaration["adopted"] is True
+        note = declaration["note"]
+        assert "first declaration wins" in note and "durable quorum" in note, note
+        assert "PRECONDITION_FAILED" in note and "durable" in note, note
+        amqp.fresh_channel().queue_declare(queue)  # still transient: the other program's declaration won
+    finally:
+        server.request_stop()
+        thread.join(15)
