@@ -25,7 +25,7 @@ from web.api import docs_bp
 from web.errors import register_error_handlers
 from web.lab import EXTENSION_KEY, Lab, install_log_redaction
 from web.live import LiveHub, TextOnlyPacket
-from web.security import init_security, is_authorized
+from web.security import HostPolicy, TooManyTries, init_security, is_authorized, socketio_origin_check
 from web.settings import Settings, is_loopback
 
 log = logging.getLogger("rabbitlens")
@@ -37,10 +37,16 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config["JSON_SORT_KEYS"] = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.config["MAX_JSON_DEPTH"] = settings.max_json_depth
     app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
     app.secret_key = settings.secret_key or os.urandom(32)
     socketio = SocketIO(
-        app, async_mode=settings.async_mode, logger=False, engineio_logger=False, serializer=TextOnlyPacket
+        app,
+        async_mode=settings.async_mode,
+        logger=False,
+        engineio_logger=False,
+        serializer=TextOnlyPacket,
+        cors_allowed_origins=socketio_origin_check(HostPolicy(settings)),
     )
     hub = LiveHub(socketio)
 
@@ -65,7 +71,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
-        if not is_authorized(settings, auth):
+        try:
+            authorized = is_authorized(settings, auth)
+        except TooManyTries as exc:
+            raise ConnectionRefusedError(str(exc)) from None
+        if not authorized:
             raise ConnectionRefusedError("unauthorized: this lab needs its access token")
         hub.send_to(request.sid, "broker_status", lab.broker_status())
         hub.client_connected(request.sid)

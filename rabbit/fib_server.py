@@ -2,6 +2,15 @@
 
     python -m rabbit.fib_server [--amqp-url URL] [--queue rpc_queue] [--prefetch 1] [--work-ms 0] [--max-n 100000]
                                 [--server-id ID] [--status-file PATH] [--ack-delay-ms 0]
+                                [--queue-type auto|quorum|classic] [--queue-durable | --no-queue-durable]
+
+The broker URL comes from ``--amqp-url``, else ``RABBITLENS_AMQP_URL`` or ``AMQP_URL`` in the environment (the
+lab passes it that way: a command line is world-readable in ``ps``, the environment is not).
+
+The request queue: an existing one is used as it is (a passive declare first: the first declaration of a queue
+wins, and a second one with other flags is refused with 406 PRECONDITION_FAILED). A missing one is declared
+durable, as today's tutorials do: a quorum queue where the broker has them (3.8 and later), else classic.
+``--no-queue-durable`` (a transient classic queue) matches the older tutorials, which declare it transient.
 
 Request: body ``n`` as decimal text, ``reply_to`` and ``correlation_id`` set. Reply: body ``fib(n)`` as decimal
 text, the same ``correlation_id``, published to ``reply_to`` through the default exchange, then the request is
@@ -44,6 +53,8 @@ from rabbit.urls import DEFAULT_AMQP_URL, redact_url
 log = logging.getLogger("rabbit.fib_server")
 
 SERVER_HEADER = "x-rpc-server"
+QUEUE_TYPES = ("auto", "quorum", "classic")
+URL_ENV_VARS = ("RABBITLENS_AMQP_URL", "AMQP_URL")
 STATUS_INTERVAL_S = 0.25
 STDOUT_INTERVAL_S = 1.0
 BACKOFF_MAX_S = 5.0
@@ -65,8 +76,18 @@ class FibServer:
         ack_delay_ms: float = 0.0,
         print_stats: bool = True,
         parent_pid: int | None = None,
+        queue_durable: bool = True,
+        queue_type: str = "auto",
     ) -> None:
+        if queue_type not in QUEUE_TYPES:
+            raise ValueError(f"queue_type must be one of {', '.join(QUEUE_TYPES)}")
+        if queue_type == "quorum" and not queue_durable:
+            raise ValueError("a quorum queue is always durable: use a classic queue to have it transient")
         self.amqp_url = amqp_url
+        self.queue_durable = queue_durable
+        self.queue_type = queue_type
+        # check: a passive declare; declare: our own declaration; adopt: a passive declare after a 406.
+        self._declare_step = "check"
         self.queue = queue
         self.prefetch = prefetch
         self.work_s = max(0.0, work_ms) / 1000.0
@@ -85,6 +106,8 @@ class FibServer:
             "work_ms": work_ms,
             "max_n": max_n,
             "state": "starting",
+            "queue_wanted": {"durable": queue_durable, "type": queue_type},
+            "queue_declaration": None,
             "handled": 0,
             "errors": 0,
             "no_reply_to": 0,
@@ -166,21 +189,51 @@ class FibServer:
             log.warning("%s: connection closed: %s", self.server_id, self.stats["error"])
         connection.ioloop.stop()
 
-    def on_channel_open(self, channel: Any, passive: bool = False) -> None:
+    def on_channel_open(self, channel: Any, step: str = "check") -> None:
         self._channel = channel
+        self._declare_step = step
         channel.add_on_close_callback(self.on_channel_closed)
-        channel.queue_declare(self.queue, passive=passive, callback=self.on_queue_declared)
+        if step == "declare":
+            durable, arguments = self._queue_flags()
+            channel.queue_declare(
+                self.queue, durable=durable, arguments=arguments or None, callback=self.on_queue_declared
+            )
+        else:
+            channel.queue_declare(self.queue, passive=True, callback=self.on_queue_declared)
+
+    def _queue_flags(self) -> tuple[bool, dict[str, Any]]:
+        """(durable, arguments) of the queue this server declares when none exists."""
+        kind = self.queue_type
+        if kind == "auto":
+            kind = "quorum" if self.queue_durable and broker_has_quorum_queues(self._connection) else "classic"
+        if kind == "quorum":
+            return True, {"x-queue-type": "quorum"}
+        return self.queue_durable, {}
 
     def on_channel_closed(self, channel: Any, reason: BaseException) -> None:
         if channel is not self._channel or self._stopping:
             return
         self._channel = None
         code = getattr(reason, "reply_code", None)
-        if code == 406 and self._consumer_tag is None:
-            # rpc_queue exists with other arguments (durable, say): use it as it is.
-            log.info("%s: %s exists with other arguments; using it as it is", self.server_id, self.queue)
-            assert self._connection is not None
-            self._connection.channel(on_open_callback=lambda ch: self.on_channel_open(ch, passive=True))
+        text = getattr(reason, "reply_text", "") or str(reason)
+        assert self._connection is not None
+        if code == 404 and self._declare_step == "check":  # no such queue yet: declare it
+            self._connection.channel(on_open_callback=lambda ch: self.on_channel_open(ch, "declare"))
+            return
+        if code == 406 and self._declare_step == "declare":
+            # Another program declared the queue, with other flags, between our check and our declaration: the
+            # first declaration wins (the broker keeps a queue's flags for its whole life), so use it as it is.
+            durable, arguments = self._queue_flags()
+            self.stats["queue_declaration"] = {
+                "adopted": True,
+                "note": (
+                    f"{self.queue!r} was declared by another program just before this server's declaration "
+                    f"({describe_queue(durable, arguments)}), with other flags: the first declaration wins, so "
+                    f"this server uses it as it is (the broker said: {text})"
+                ),
+            }
+            log.info("%s: %s", self.server_id, self.stats["queue_declaration"]["note"])
+            self._connection.channel(on_open_callback=lambda ch: self.on_channel_open(ch, "adopt"))
             return
         log.error("%s: channel closed: %s", self.server_id, reason)
         self.stats["error"] = str(reason)
@@ -189,6 +242,22 @@ class FibServer:
 
     def on_queue_declared(self, frame: Any) -> None:
         assert self._channel is not None
+        if self._declare_step == "check":
+            self.stats["queue_declaration"] = {
+                "adopted": True,
+                "note": (
+                    f"{self.queue!r} already existed: this server uses it as it is (its flags are whatever its "
+                    "first declaration made them; a later declaration with other flags is refused with 406)"
+                ),
+            }
+        elif self._declare_step == "declare":
+            durable, arguments = self._queue_flags()
+            self.stats["queue_declaration"] = {
+                "adopted": False,
+                "durable": durable,
+                "type": arguments.get("x-queue-type", "classic"),
+                "note": f"declared {self.queue!r} {describe_queue(durable, arguments)}",
+            }
         self._channel.basic_qos(prefetch_count=self.prefetch, callback=self.on_qos_set)
 
     def on_qos_set(self, _frame: Any) -> None:
@@ -333,9 +402,54 @@ class FibServer:
         print(json.dumps(self._snapshot()), flush=True)
 
 
+def broker_has_quorum_queues(connection: Any) -> bool:
+    """Whether the broker this connection is open to has quorum queues (RabbitMQ 3.8 and later)."""
+    props = getattr(connection, "server_properties", None) or {}
+    version = props.get("version", b"")
+    version = version.decode("utf-8", "replace") if isinstance(version, bytes) else str(version)
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (3, 8)
+
+
+def describe_queue(durable: bool, arguments: dict[str, Any]) -> str:
+    kind = arguments.get("x-queue-type", "classic")
+    return f"{'durable' if durable else 'transient'} {kind}"
+
+
+def amqp_url_from_env(environ: dict[str, str] | None = None) -> str:
+    """The broker URL the environment gives (``RABBITLENS_AMQP_URL``, then ``AMQP_URL``), else the default."""
+    environ = os.environ if environ is None else environ
+    for name in URL_ENV_VARS:
+        if environ.get(name):
+            return environ[name]
+    return DEFAULT_AMQP_URL
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m rabbit.fib_server", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--amqp-url", default=os.environ.get("RABBITLENS_AMQP_URL", DEFAULT_AMQP_URL))
+    parser.add_argument(
+        "--amqp-url",
+        default=None,
+        help="broker URL (default: RABBITLENS_AMQP_URL or AMQP_URL from the environment, which keeps the password "
+        "out of ps; else the local default)",
+    )
+    parser.add_argument(
+        "--queue-type",
+        choices=QUEUE_TYPES,
+        default="auto",
+        help="the type of the request queue if this server declares it (default auto: quorum where the broker has "
+        "them, else classic); an existing queue is used as it is",
+    )
+    parser.add_argument(
+        "--queue-durable",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="declare the request queue durable (default; today's tutorials) or transient (--no-queue-durable: "
+        "the older tutorials, classic only)",
+    )
     parser.add_argument("--queue", default="rpc_queue", help="the request queue (default rpc_queue)")
     parser.add_argument("--prefetch", type=int, default=1, help="unacked requests in hand at once (default 1)")
     parser.add_argument("--work-ms", type=float, default=0.0, help="simulated work per request, ms (default 0)")
@@ -349,6 +463,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--prefetch must be >= 1")
     if args.max_n < 0:
         parser.error("--max-n must be >= 0")
+    if args.queue_type == "quorum" and not args.queue_durable:
+        parser.error("a quorum queue is always durable: --no-queue-durable needs --queue-type classic (or auto)")
+    if args.amqp_url is None:
+        args.amqp_url = amqp_url_from_env()
     return args
 
 
@@ -366,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         status_file=args.status_file,
         ack_delay_ms=args.ack_delay_ms,
         parent_pid=args.parent_pid,
+        queue_durable=args.queue_durable,
+        queue_type=args.queue_type,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.request_stop())

@@ -94,6 +94,14 @@ class MessageProperties(BaseModel):
     def _short(cls, value: str | None, info: Any) -> str | None:
         return _shortstr(value, info.field_name)
 
+    @field_validator("delivery_mode", mode="before")
+    @classmethod
+    def _delivery_mode(cls, value: Any) -> Any:
+        # A Literal compares by equality, so true and 1.0 would pass as 1 even in strict mode.
+        if value is not None and type(value) is not int:
+            raise ValueError("delivery_mode must be the integer 1 (transient) or 2 (persistent)")
+        return value
+
     @field_validator("expiration")
     @classmethod
     def _expiration(cls, value: str | None) -> str | None:

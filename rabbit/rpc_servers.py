@@ -1,7 +1,10 @@
 """Real fib server processes started by the lab: start, list (with their live stats), stop, kill.
 
 Each server is ``python -m rabbit.fib_server`` with ``--server-id sN`` and a ``--status-file`` in a folder of
-this pool; its stdout/stderr go to a log file next to it. Stopping is graceful (SIGTERM: the server stops
+this pool; its stdout/stderr go to a log file next to it. The broker URL (with its password) goes to the server
+in its environment, which only its owner can read, never on its command line (``ps`` shows that to everyone).
+The pool's folder holds an ``owner.json`` marker (the lab's pid): a new pool removes the folders of pools whose
+lab died without cleaning up (``kill -9``). Stopping is graceful (SIGTERM: the server stops
 consuming, finishes and acks what it holds, closes); killing is SIGKILL mid-request, so the broker redelivers
 what the server held unacked.
 """
@@ -28,6 +31,8 @@ from rabbit.errors import LabError
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_SERVERS = 8
+WORKDIR_PREFIX = "rabbitlens-fib-"
+OWNER_FILE = "owner.json"
 
 
 @dataclass
@@ -42,6 +47,8 @@ class ServerProcess:
     max_n: int
     ack_delay_ms: float
     started: float
+    queue_durable: bool = True
+    queue_type: str = "auto"
 
     def stats(self) -> dict[str, Any]:
         try:
@@ -57,6 +64,9 @@ class ServerProcess:
             "work_ms": self.work_ms,
             "max_n": self.max_n,
             "ack_delay_ms": self.ack_delay_ms,
+            "queue_durable": self.queue_durable,
+            "queue_type": self.queue_type,
+            "queue_declaration": data.get("queue_declaration"),
             "state": data.get("state", "starting") if code is None else "exited",
             "exit_code": code,
             "handled": data.get("handled", 0),
@@ -92,8 +102,12 @@ class ServerPool:
         self.amqp_url = amqp_url
         self.python = python
         self._own_dir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="rabbitlens-fib-"))
+        if self._own_dir:
+            self.removed_stale = remove_stale_workdirs(Path(tempfile.gettempdir()))
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self._own_dir:
+            (self.workdir / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "started": time.time()}))
         self._on_event = on_event
         self._servers: dict[str, ServerProcess] = {}
         self._ids = itertools.count(1)
@@ -109,13 +123,26 @@ class ServerPool:
         max_n: int = 100_000,
         ack_delay_ms: float = 0.0,
         wait_s: float = 10.0,
+        queue_durable: bool = True,
+        queue_type: str = "auto",
     ) -> list[dict[str, Any]]:
-        """Start ``count`` servers and wait until each consumes (or ``wait_s`` passes); their stats."""
+        """Start ``count`` servers and wait until each consumes (or ``wait_s`` passes); their stats.
+
+        ``queue_durable``/``queue_type`` say how a server declares ``queue`` if it does not exist (an existing
+        queue is used as it is): durable, quorum where the broker has them, by default."""
+        if queue_type == "quorum" and not queue_durable:
+            raise LabError(
+                "a quorum queue is always durable: for a transient queue use queue_type classic (or auto)",
+                code="INVALID",
+            )
         with self._lock:
             alive = sum(1 for s in self._servers.values() if s.process.poll() is None)
             if alive + count > MAX_SERVERS:
                 raise LabError(f"at most {MAX_SERVERS} servers at once ({alive} running)", code="INVALID")
-            started = [self._spawn(queue, prefetch, work_ms, max_n, ack_delay_ms) for _ in range(count)]
+            started = [
+                self._spawn(queue, prefetch, work_ms, max_n, ack_delay_ms, queue_durable, queue_type)
+                for _ in range(count)
+            ]
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             states = [s.stats()["state"] for s in started]
@@ -129,7 +156,16 @@ class ServerPool:
         self._emit()
         return result
 
-    def _spawn(self, queue: str, prefetch: int, work_ms: float, max_n: int, ack_delay_ms: float) -> ServerProcess:
+    def _spawn(
+        self,
+        queue: str,
+        prefetch: int,
+        work_ms: float,
+        max_n: int,
+        ack_delay_ms: float,
+        queue_durable: bool = True,
+        queue_type: str = "auto",
+    ) -> ServerProcess:
         sid = f"s{next(self._ids)}"
         status_file = self.workdir / f"{sid}.json"
         log_file = self.workdir / f"{sid}.log"
@@ -137,8 +173,6 @@ class ServerPool:
             self.python,
             "-m",
             "rabbit.fib_server",
-            "--amqp-url",
-            self.amqp_url,
             "--queue",
             queue,
             "--prefetch",
@@ -155,13 +189,29 @@ class ServerPool:
             str(ack_delay_ms),
             "--parent-pid",
             str(os.getpid()),
+            "--queue-type",
+            queue_type,
+            "--queue-durable" if queue_durable else "--no-queue-durable",
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-        env.pop("RABBITLENS_AMQP_URL", None)  # the URL goes on the command line
+        # The URL (and its password) in the environment: /proc/<pid>/environ is the owner's alone, the command
+        # line is everyone's.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), "RABBITLENS_AMQP_URL": self.amqp_url}
+        env.pop("AMQP_URL", None)
         with log_file.open("wb") as out:
             process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         server = ServerProcess(
-            sid, process, status_file, log_file, queue, prefetch, work_ms, max_n, ack_delay_ms, time.time()
+            sid,
+            process,
+            status_file,
+            log_file,
+            queue,
+            prefetch,
+            work_ms,
+            max_n,
+            ack_delay_ms,
+            time.time(),
+            queue_durable,
+            queue_type,
         )
         self._servers[sid] = server
         return server
@@ -211,3 +261,34 @@ class ServerPool:
         if self._on_event is not None:
             with contextlib.suppress(Exception):
                 self._on_event("rpc_servers", {"servers": self.list()})
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_workdirs(parent: Path) -> list[Path]:
+    """Remove the work folders of pools whose lab is gone (killed with ``kill -9``, say); the ones removed.
+
+    Only folders this user owns, named like a pool's, whose ``owner.json`` names a pid that no longer runs: a
+    folder without a marker, or of a lab still running, is left alone.
+    """
+    removed = []
+    for folder in parent.glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            if not folder.is_dir() or folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+            pid = json.loads((folder / OWNER_FILE).read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if not isinstance(pid, int) or pid == os.getpid() or _pid_alive(pid):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed

@@ -7,6 +7,11 @@ headers that say where it went (``routed_queues``, ``exchange_name``, ``routing_
 ``trace`` event (pure); :class:`Firehose` switches tracing on and off through the management API and consumes
 the copies from an exclusive queue on a connection of its own.
 
+A lab that switches tracing on leaves a marker file (its pid, in a folder only its user can read): if the lab is
+killed (``kill -9``) before it can switch tracing off, the next lab on this machine finds the marker of a dead
+pid and switches the broker's tracing off (:meth:`Firehose.clear_stale_trace`); tracing someone else switched
+on is never touched.
+
 The broker does not trace what is published to the trace exchange itself, so consuming the firehose makes no
 loop. It does trace the lab's own taps (each tapped message is one more ``deliver.<tap queue>``): a ``skip``
 predicate lets the caller leave those out.
@@ -15,10 +20,15 @@ predicate lets the caller leave those out.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pika
@@ -40,6 +50,20 @@ RETRACE_FOR_S = 60.0
 RETRACE_INTERVAL_S = 1.0
 
 OnEvent = Callable[[str, dict[str, Any]], None]
+
+
+def default_marker_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"rabbitlens-trace-{os.getuid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _text(value: Any) -> str | None:
@@ -110,8 +134,11 @@ class Firehose:
         on_event: OnEvent,
         skip: Callable[[dict[str, Any]], bool] | None = None,
         on_change: Callable[[dict[str, Any]], None] | None = None,
+        marker_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.amqp_url = amqp_url
+        key = hashlib.sha256(f"{management.base_url}\n{vhost}".encode("utf-8", "replace")).hexdigest()[:24]
+        self.marker = Path(marker_dir or default_marker_dir()) / f"{key}.json"
         self.management = management
         self.vhost = vhost
         self._on_event = on_event
@@ -162,6 +189,7 @@ class Firehose:
                     self._stop_consumer()
                     raise
                 self.turned_on_by_lab = True
+                self._write_marker()
             self.enabled = True
             self.error = None
         self._changed()
@@ -177,11 +205,56 @@ class Firehose:
                 try:
                     self.management.set_tracing(self.vhost, False)
                     self.turned_on_by_lab = False
+                    self._remove_marker()
                 except ManagementUnavailable as exc:
                     self.error = f"could not switch tracing off: {exc.message}"
         if was:
             self._changed()
         return self.status()
+
+    # ----------------------------------------------------------------- a trace a killed lab left on
+    def _write_marker(self) -> None:
+        try:
+            self.marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = self.marker.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"pid": os.getpid(), "vhost": self.vhost, "since": time.time()}))
+            os.replace(tmp, self.marker)
+        except OSError as exc:
+            log.warning("cannot write the trace marker %s: %s", self.marker, exc)
+
+    def _remove_marker(self) -> None:
+        with contextlib.suppress(OSError):
+            self.marker.unlink()
+
+    def clear_stale_trace(self) -> str | None:
+        """If a lab that is gone left tracing on for this vhost, switch it off; what was done (None: nothing).
+
+        A marker of a running lab (another instance on this machine) is left alone, and so is tracing without a
+        marker (someone switched it on deliberately). Without the management API the marker stays for next time.
+        """
+        try:
+            owner = json.loads(self.marker.read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            return None
+        if isinstance(owner, int) and owner != os.getpid() and _pid_alive(owner):
+            return None
+        with self._lock:
+            if self.enabled:  # this lab traces now: the marker is its own
+                return None
+            tracing = self.broker_tracing()
+            if tracing is None:
+                return None
+            if tracing:
+                try:
+                    self.management.set_tracing(self.vhost, False)
+                except ManagementUnavailable:
+                    return None
+            self._remove_marker()
+        if not tracing:
+            return None
+        note = f"switched off the trace of vhost {self.vhost!r} that a lab which is gone (pid {owner}) left on"
+        log.info("%s", note)
+        return note
 
     def status(self) -> dict[str, Any]:
         return {
@@ -253,6 +326,7 @@ class Firehose:
                             "the broker had stopped tracing vhost %r (a restart?): switched it on again", self.vhost
                         )
                         self.turned_on_by_lab = True
+                        self._write_marker()
                         self.error = None
                         break
             time.sleep(RETRACE_INTERVAL_S)

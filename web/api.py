@@ -4,6 +4,9 @@
     def declare_exchange(body: ExchangeIn): ...
 
 Invalid input (bad JSON, wrong types, unknown fields) becomes a 400 ``INVALID`` error before any broker work.
+Types are strict: ``"5"`` is no integer and ``1`` no boolean. The body must be ``application/json`` (415 else: a
+form another site posts cannot act), must not be empty (``{}`` asks for the defaults), must nest no deeper than
+``RABBITLENS_MAX_JSON_DEPTH`` and must be valid Unicode (no lone surrogates such as ``\ud800``).
 """
 
 from __future__ import annotations
@@ -15,16 +18,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rabbit.errors import InvalidInput, LabError
 
 
 class ApiModel(BaseModel):
-    """Base of request bodies: unknown fields are an error, not silently dropped."""
+    """Base of request bodies: unknown fields are an error, not silently dropped; no type coercion."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+DEFAULT_MAX_JSON_DEPTH = 32
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "UNSUPPORTED_MEDIA_TYPE"
 
 
 @dataclass
@@ -48,23 +58,89 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, list[dict[str,
     return f"{first['field']}: {first['problem']}{more}", problems
 
 
+def check_json_value(data: Any, max_depth: int) -> None:
+    """Raises :class:`InvalidInput` if ``data`` nests deeper than ``max_depth`` or holds a string (or key) that is
+    not valid Unicode (a lone surrogate cannot be sent to the broker as UTF-8). Iterative: no recursion limit."""
+    stack: list[tuple[Any, int, str]] = [(data, 1, "body")]
+    while stack:
+        value, depth, where = stack.pop()
+        if isinstance(value, str):
+            _check_text(value, where)
+        elif isinstance(value, (dict, list)):
+            if depth > max_depth:
+                raise InvalidInput(
+                    f"request body nests deeper than {max_depth} levels (RABBITLENS_MAX_JSON_DEPTH)",
+                    details={"max_depth": max_depth},
+                )
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    _check_text(key, f"{where}.{key!a}")
+                    stack.append((item, depth + 1, f"{where}.{key}"))
+            else:
+                stack.extend((item, depth + 1, f"{where}[{i}]") for i, item in enumerate(value))
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = ascii(text[exc.start : exc.end])
+        raise InvalidInput(
+            f"{where}: holds {bad}, a lone surrogate: not valid UTF-8 text (send arbitrary bytes as base64)"
+        ) from None
+
+
 def parse_body(model: type[BaseModel]) -> BaseModel:
     """The request's JSON body validated as ``model``; raises :class:`InvalidInput` with every problem."""
+    mimetype = request.mimetype
+    if mimetype != "application/json":
+        shown = ascii(mimetype or "none")
+        raise UnsupportedMediaType(f"send the request body as JSON with Content-Type: application/json (not {shown})")
     raw = request.get_data(cache=True)
     if not raw.strip():
-        data: Any = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+        raise InvalidInput("request body is empty: send a JSON object ({} for the defaults)")
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        depth = current_app.config.get("MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH)
+        raise InvalidInput(
+            f"request body nests deeper than {depth} levels (RABBITLENS_MAX_JSON_DEPTH)", details={"max_depth": depth}
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidInput("request body must be a JSON object")
+    check_json_value(data, current_app.config.get("MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH))
     try:
-        return model.model_validate(data)
+        # JSON mode: strict types, and enums, dates and nested models from their JSON forms.
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         message, problems = describe_validation_error(exc)
         raise InvalidInput(message, details={"problems": problems}) from None
+
+
+# OpenAPI links: what a created resource's answer lets a client call next (schemathesis' stateful phase follows
+# them: create, then read, purge, delete what was created). (method, path, status) -> [(method, path, params)].
+# A link with a "body" key gives the next request's JSON body (a consumer on the queue just declared, say).
+LINKS: dict[tuple[str, str, int], list[tuple[str, str, dict[str, Any]]]] = {
+    ("post", "/api/exchanges", 201): [
+        ("post", "/api/taps", {"body": {"exchange": "$response.body#/name", "binding_key": "#"}}),
+        ("delete", "/api/exchanges/{name}", {"name": "$response.body#/name"}),
+    ],
+    ("post", "/api/queues", 201): [
+        ("post", "/api/consumers", {"body": {"queue": "$response.body#/name"}}),
+        ("post", "/api/queues/{name}/purge", {"name": "$response.body#/name"}),
+        ("delete", "/api/queues/{name}", {"name": "$response.body#/name"}),
+    ],
+    ("post", "/api/consumers", 201): [
+        ("get", "/api/consumers/{consumer_id}", {"consumer_id": "$response.body#/id"}),
+        ("delete", "/api/consumers/{consumer_id}", {"consumer_id": "$response.body#/id"}),
+    ],
+    ("post", "/api/taps", 201): [("delete", "/api/taps/{tap_id}", {"tap_id": "$response.body#/id"})],
+    ("post", "/api/rpc/servers", 201): [
+        ("delete", "/api/rpc/servers/{server_id}", {"server_id": "$response.body#/servers/0/id"})
+    ],
+}
 
 
 class ApiRegistry:
@@ -139,10 +215,28 @@ class ApiRegistry:
                     responses[str(status)]["content"] = {"application/json": {"schema": error_schema}}
                 elif status != 204:
                     responses[str(status)]["content"] = {"application/json": {"schema": {}}}
-            for status, text in ((400, "Invalid input"), (503, "Broker unreachable")):
+            defaults = [(400, "Invalid input"), (503, "Broker unreachable")]
+            if op.body is not None:
+                defaults.append((415, "The body is not application/json"))
+            for status, text in defaults:
                 responses.setdefault(
                     str(status), {"description": text, "content": {"application/json": {"schema": error_schema}}}
                 )
+            known = {(o.method.lower(), o.path) for o in self.operations}
+            for status in op.responses:
+                links = {}
+                for method, path, params in LINKS.get((op.method, op.path, status), []):
+                    if (method, path) not in known:
+                        continue
+                    link: dict[str, Any] = {"operationId": f"{method}_{path}"}
+                    path_params = {k: v for k, v in params.items() if k != "body"}
+                    if path_params:
+                        link["parameters"] = path_params
+                    if "body" in params:
+                        link["requestBody"] = params["body"]
+                    links[f"{method}_{path}"] = link
+                if links:
+                    responses[str(status)]["links"] = links
             entry["responses"] = responses
             paths.setdefault(op.path, {})[op.method] = entry
         schemas["Error"] = {

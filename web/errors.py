@@ -9,6 +9,7 @@ from rabbit.errors import BrokerError, LabError
 
 HTTP_STATUS_BY_CODE = {
     "INVALID": 400,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
     "invalid": 400,
     "ACCESS_REFUSED": 403,
     "NOT_FOUND": 404,

@@ -44,7 +44,10 @@ class FastJSON:
 
     @staticmethod
     def loads(data: str | bytes, **kwargs: Any) -> Any:
-        return orjson.loads(data)
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:  # orjson refuses lone surrogates ("\ud800") that JSON allows
+            return json.loads(data, **kwargs)
 
 
 class TextOnlyPacket(socketio.packet.Packet):

@@ -58,6 +58,15 @@ class ServersIn(ApiModel):
     ack_delay_ms: float = Field(
         default=0, ge=0, le=60_000, description="hold acks back after replying (a kill then shows duplicates)"
     )
+    queue_durable: bool = Field(
+        default=True,
+        description="declare a missing queue durable (today's tutorials); false: transient (the older tutorials)",
+    )
+    queue_type: Literal["auto", "quorum", "classic"] = Field(
+        default="auto",
+        description="the type of a missing queue (auto: quorum where the broker has them); an existing one is "
+        "used as it is",
+    )
 
 
 class CallIn(ApiModel):
@@ -212,6 +221,8 @@ def start_servers(body: ServersIn) -> tuple[dict[str, Any], int]:
         work_ms=body.work_ms,
         max_n=body.max_n,
         ack_delay_ms=body.ack_delay_ms,
+        queue_durable=body.queue_durable,
+        queue_type=body.queue_type,
     )
     return {"servers": servers}, 201
 

@@ -24,6 +24,16 @@ class Settings:
     secret_key: str = ""
     # The largest HTTP request body the app reads at all (message bodies have their own, smaller limit).
     max_request_bytes: int = 4 * 1024 * 1024
+    # How deeply a JSON request body may nest (arrays and objects); deeper is a 400, not a RecursionError.
+    max_json_depth: int = 32
+    # Host names the lab is also served as (comma-separated; "*" for any), besides IP addresses, loopback names,
+    # the bound address and this machine's name: any other Host header is refused (DNS rebinding).
+    allowed_hosts: str = ""
+    # How long the session cookie keeps a given token.
+    session_hours: float = 12.0
+    # Wrong tokens from one address before each further try waits 1, 2, 4 ... up to token_backoff_max_s.
+    token_failures_allowed: int = 5
+    token_backoff_max_s: float = 60.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

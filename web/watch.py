@@ -60,6 +60,8 @@ class WatchService:
             skip=self._is_own_traffic,
             on_change=lambda _status: self.lab.hub.broadcast("trace_status", self.trace_status(check=False)),
         )
+        # A trace a killed lab left on: switched off in the background (the management API may be slow or away).
+        threading.Thread(target=self.firehose.clear_stale_trace, name="rabbitlens-stale-trace", daemon=True).start()
 
     # ----------------------------------------------------------------- taps
     def create_tap(self, exchange: str, binding_key: str, arguments: dict[str, Any] | None) -> dict[str, Any]:

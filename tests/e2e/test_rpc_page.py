@@ -20,7 +20,9 @@ def test_start_a_server_and_call_fib_30(shared_lab, page, amqp, unique):
         panel.get_by_role("button", name="Start server").click()
         server_row = panel.locator("#rpc-servers tr")
         server_row.first.wait_for()
-        page.wait_for_function("document.querySelector('#rpc-servers tr td:nth-child(3)')?.textContent === 'serving'")
+        page.wait_for_function(
+            "() => document.querySelector('#rpc-servers tr td:nth-child(3)')?.textContent === 'serving'"
+        )
 
         panel.get_by_label("n", exact=True).fill("30")
         assert panel.locator("#rpc-call-result").is_hidden()  # nothing shown before the first reply
@@ -36,7 +38,7 @@ def test_start_a_server_and_call_fib_30(shared_lab, page, amqp, unique):
         row.wait_for()
         assert "fib(30) → 832040" in row.inner_text()
         page.wait_for_function(
-            "[...document.querySelectorAll('#rpc-servers td.handled')].some(td => td.textContent === '1')"
+            "() => [...document.querySelectorAll('#rpc-servers td.handled')].some(td => td.textContent === '1')"
         )
 
         # an error is shown from the API's message, and coloured in the timeline

@@ -15,7 +15,7 @@ def open_watch(page, base_url: str):
     section = page.locator("section[data-panel='watch']")
     section.wait_for(state="visible", timeout=10000)
     # The module has started (its handlers are on the form) once it wrote the feed's stats line.
-    page.wait_for_function("document.querySelector('#tap-stats').textContent !== ''")
+    page.wait_for_function("() => document.querySelector('#tap-stats').textContent !== ''")
     return section
 
 
@@ -30,7 +30,7 @@ def test_a_tap_shows_messages_as_text_and_can_be_removed(shared_lab, page, amqp,
     section.get_by_label("Binding key").fill("orders.#")
     section.get_by_label("Binding key").press("Enter")  # Enter submits
     item = section.locator(".tap-item", has_text=exchange)
-    page.wait_for_function("document.querySelector('#tap-form-status').textContent.startsWith('Tapping')")
+    page.wait_for_function("() => document.querySelector('#tap-form-status').textContent.startsWith('Tapping')")
     item.wait_for(timeout=10000)
 
     amqp.channel.basic_publish(exchange, "orders.new", XSS.encode(), pika.BasicProperties(headers={"x": "1"}))
@@ -39,7 +39,7 @@ def test_a_tap_shows_messages_as_text_and_can_be_removed(shared_lab, page, amqp,
     row.wait_for(timeout=10000)
     assert XSS in row.locator(".row-body").inner_text()
     assert section.locator("#tap-feed img").count() == 0, "the body is text, never markup"
-    page.wait_for_function("document.querySelector('#tap-stats').textContent.startsWith('1 tapped')")
+    page.wait_for_function("() => document.querySelector('#tap-stats').textContent.startsWith('1 tapped')")
 
     # The feed filter hides rows that do not match and shows its empty state.
     section.locator("#tap-filter").fill("no-such-thing")
@@ -69,10 +69,10 @@ def test_trace_is_unavailable_without_the_management_api(shared_lab, page):
 def test_the_trace_switch_streams_publishes_and_deliveries(managed_lab, managed_node, page, unique):
     section = open_watch(page, managed_lab.base_url)
     switch = section.get_by_role("switch")
-    page.wait_for_function("document.querySelector('#trace-state').textContent.startsWith('Off')")
+    page.wait_for_function("() => document.querySelector('#trace-state').textContent.startsWith('Off')")
     switch.focus()
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#trace-switch').getAttribute('aria-checked') === 'true'")
+    page.wait_for_function("() => document.querySelector('#trace-switch').getAttribute('aria-checked') === 'true'")
     try:
         queue = unique("e2e-trace-q")
         connection = pika.BlockingConnection(pika.URLParameters(managed_node.amqp_url))
@@ -92,5 +92,5 @@ def test_the_trace_switch_streams_publishes_and_deliveries(managed_lab, managed_
         page.screenshot(path="/tmp/watch-trace.png", full_page=True)
     finally:
         switch.click()
-        page.wait_for_function("document.querySelector('#trace-switch').getAttribute('aria-checked') === 'false'")
+        page.wait_for_function("() => document.querySelector('#trace-switch').getAttribute('aria-checked') === 'false'")
     assert page.js_errors == []

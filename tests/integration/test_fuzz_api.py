@@ -2,7 +2,10 @@
 
 It runs against a private node (random names must never land on the shared broker) with a bounded number of
 examples per operation (``RABBITLENS_FUZZ_EXAMPLES``, default 25). schemathesis runs as its own command
-(its pytest plugin does not load under this pytest), against a real lab server.
+(its pytest plugin does not load under this pytest), against a real lab server. Every phase runs, the stateful one
+too: it follows the OpenAPI links (create a queue, exchange, consumer, tap or fib server, then read, purge and
+delete it). ``fuzz_hooks.py`` caps the RPC timeouts and simulated work the fuzzer may ask for, so that correct
+but slow answers (a 504 after 120 s) stay within the suite's time budget.
 """
 
 import os
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import PORT_BASE, launch_lab, start_private_node
+from tests.conftest import PORT_BASE, ROOT, launch_lab, start_private_node
 
 pytestmark = [pytest.mark.broker, pytest.mark.private_node]
 
@@ -48,17 +51,19 @@ def test_no_request_yields_a_500_or_drops_the_broker(fuzz_lab, tmp_path):
             "--request-timeout",
             "30",
             "--phases",
-            "examples,coverage,fuzzing",
+            "examples,coverage,fuzzing,stateful",
             "--generation-deterministic",
         ],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.integration.fuzz_hooks", "PYTHONPATH": str(ROOT)},
     )
     report = result.stdout[-6000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     assert "No issues found" in result.stdout or "passed" in result.stdout, report
+    assert "Stateful (disabled)" not in result.stdout and "Stateful" in result.stdout, report
     after = requests.get(fuzz_lab.base_url + "/api/health", timeout=10).json()["broker"]
     assert after["connected"], "the broker link was lost during the fuzz run"
     assert after["since"] == before["since"], "the broker link dropped and reconnected during the fuzz run"
