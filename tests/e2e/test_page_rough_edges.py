@@ -21,7 +21,7 @@ def open_panel(page, lab, name: str):
     if name == "topology":
         page.locator("#topo-source[data-source='lab']").wait_for(timeout=10000)
     if name == "watch":
-        page.wait_for_function("document.querySelector('#trace-state').textContent !== 'checking…'")
+        page.wait_for_function("() => document.querySelector('#trace-state').textContent !== 'checking…'")
 
 
 # ------------------------------------------------------------------ 11: trace without the management API
@@ -90,7 +90,7 @@ def test_the_explainer_judges_nothing_before_anything_is_typed(shared_lab, page,
     assert shared_lab.post("/api/exchanges", {"name": exchange, "type": "direct"}).status_code == 201
     try:
         open_panel(page, shared_lab, "topology")
-        page.wait_for_function("document.querySelectorAll('#route-exchange option').length > 0")
+        page.wait_for_function("() => document.querySelectorAll('#route-exchange option').length > 0")
         page.wait_for_timeout(600)  # past the explainer's debounce
         result = page.locator("#route-result")
         assert result.get_attribute("data-state") == "idle"
@@ -127,7 +127,7 @@ def test_tap_errors_are_red(shared_lab, page, unique):
     form.get_by_label("Exchange", exact=True).fill(unique("no-such-exchange"))
     form.get_by_role("button", name="Add tap").click()
     status = page.locator("#tap-form-status")
-    page.wait_for_function("!['', 'Adding…'].includes(document.querySelector('#tap-form-status').textContent)")
+    page.wait_for_function("() => !['', 'Adding…'].includes(document.querySelector('#tap-form-status').textContent)")
     assert "404" in status.inner_text() or "no exchange" in status.inner_text().lower()
     assert status.evaluate("node => getComputedStyle(node).color") == BAD
 
