@@ -207,13 +207,26 @@ class FibServer:
         if method.redelivered:
             self.stats["redelivered"] += 1
         if self.work_s <= 0:
-            self._answer(channel, method, props, body)
+            self._answer_safely(channel, method, props, body)
             return
         # Simulated work, one request at a time: each starts when the previous one ends.
         now = time.monotonic()
         self._busy_until = max(now, self._busy_until) + self.work_s
         assert self._connection is not None
-        self._connection.ioloop.call_later(self._busy_until - now, lambda: self._answer(channel, method, props, body))
+        self._connection.ioloop.call_later(
+            self._busy_until - now, lambda: self._answer_safely(channel, method, props, body)
+        )
+
+    def _answer_safely(self, channel: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        """:meth:`_answer`, but a request that cannot be answered is counted and logged, never the end of the
+        server (an exception let out of a pika callback stops the ioloop)."""
+        try:
+            self._answer(channel, method, props, body)
+        except Exception as exc:
+            self.stats["errors"] += 1
+            self.stats["error"] = f"could not answer a request: {type(exc).__name__}: {exc}"[:500]
+            log.warning("%s: %s", self.server_id, self.stats["error"])
+            log.debug("%s: answering failed", self.server_id, exc_info=exc)
 
     def _answer(self, channel: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
         if channel is not self._channel or not channel.is_open:

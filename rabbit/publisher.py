@@ -244,6 +244,14 @@ class Publisher:
         return Outcome(message_id, True, True, None, now)
 
     def _report(self, request: PublishRequest, outcome: Outcome) -> None:
+        """Tell the browsers about a published message; the message is out, so a failure here is only logged
+        (an error answer would make the caller publish it again)."""
+        try:
+            self._report_unguarded(request, outcome)
+        except Exception:
+            log.exception("reporting published message %s failed", outcome.id)
+
+    def _report_unguarded(self, request: PublishRequest, outcome: Outcome) -> None:
         event = {
             "id": outcome.id,
             "exchange": request.exchange,
