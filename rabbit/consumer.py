@@ -169,7 +169,7 @@ class Consumer:
             channel.basic_consume(self.queue, self._on_message, auto_ack=self.ack == "auto")
         except pex.ChannelClosedByBroker as exc:
             error = BrokerError.from_pika(exc)
-            self.error = error.message
+            self.error = error.summary()
             self._stop.set()
             self.link.stop()
             if not self._first_attach.is_set():

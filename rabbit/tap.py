@@ -113,7 +113,7 @@ class Tap:
         except pex.ChannelClosedByBroker as exc:
             error = BrokerError.from_pika(exc)
             self._setup_error = error
-            self.error = f"{error.code}: {error.message}"
+            self.error = error.summary()
             self.state = "error"
             self._setup_done.set()
             self._changed()

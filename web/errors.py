@@ -1,4 +1,7 @@
-"""JSON errors for the API: ``{"error": {"code", "message", "reply_code"?}}`` with a fitting HTTP status."""
+"""JSON errors for the API: ``{"error": {"code", "message", "reply_code"?, "hint"?}}`` with a fitting HTTP status.
+
+A broker refusal's ``message`` is the broker's text without the code's name it repeats, and ``hint`` says in one
+line what to do (:func:`rabbit.errors.hint_for`)."""
 
 from __future__ import annotations
 

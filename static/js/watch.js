@@ -3,7 +3,7 @@
 // Everything from the broker goes in as text.
 import { $, el, setText } from "./dom.js";
 import { droppedCount, on, onDropped, onLinkChange } from "./socket.js";
-import { api } from "./api.js";
+import { api, errorText } from "./api.js";
 
 const CAP = 200; // rows kept in each feed
 
@@ -214,7 +214,7 @@ function setupTaps(section) {
       const tap = await api("POST", "/api/taps", body);
       setText(status, `Tapping ${tap.exchange} (queue ${tap.queue}).`);
     } catch (error) {
-      setText(status, error.message);
+      setText(status, errorText(error));
     } finally {
       button.disabled = false;
     }
