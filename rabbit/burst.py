@@ -61,6 +61,7 @@ class ConfirmedBurst:
         if count < 1:
             raise ValueError("count must be at least 1")
         self._params = connection_parameters(url, name)
+        self._url = url
         self.exchange = exchange
         self.routing_key = routing_key
         self.body = body
@@ -118,12 +119,12 @@ class ConfirmedBurst:
         conn.channel(on_open_callback=self._on_channel_open)
 
     def _on_connection_open_error(self, conn: pika.SelectConnection, error: BaseException) -> None:
-        self._error = BrokerUnavailable(f"cannot connect for the burst: {describe_error(error)}")
+        self._error = BrokerUnavailable(f"cannot connect for the burst: {describe_error(error, self._url)}")
         conn.ioloop.stop()
 
     def _on_connection_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
         if not self._finished and self._error is None:
-            self._error = BrokerUnavailable(f"connection lost during the burst: {describe_error(reason)}")
+            self._error = BrokerUnavailable(f"connection lost during the burst: {describe_error(reason, self._url)}")
         conn.ioloop.stop()
 
     def _on_channel_open(self, channel: Any) -> None:
@@ -139,7 +140,7 @@ class ConfirmedBurst:
         if isinstance(reason, pex.ChannelClosedByBroker):
             self._fail(BrokerError.from_pika(reason))
         else:
-            self._fail(BrokerUnavailable(f"channel closed during the burst: {describe_error(reason)}"))
+            self._fail(BrokerUnavailable(f"channel closed during the burst: {describe_error(reason, self._url)}"))
 
     def _start(self) -> None:
         self._arm_idle_timer()

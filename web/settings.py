@@ -24,6 +24,8 @@ class Settings:
     secret_key: str = ""
     # The largest HTTP request body the app reads at all (message bodies have their own, smaller limit).
     max_request_bytes: int = 4 * 1024 * 1024
+    # DEBUG, INFO, WARNING...: DEBUG also shows every failed connection attempt with pika's own lines and tracebacks.
+    log_level: str = "INFO"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -29,7 +29,8 @@ function render(broker) {
   setText(stateCell, broker.state);
   const error = $("#broker-error");
   error.hidden = !broker.error;
-  setText(error, broker.error ? `Last error: ${broker.error}` : "");
+  const retry = broker.retry_at && !broker.connected ? `; next retry at ${formatTime(broker.retry_at)}` : "";
+  setText(error, broker.error ? `Last error: ${broker.error}${retry}` : "");
   const history = $("#status-history");
   history.prepend(el("li", { class: `state-${broker.state}` }, `${formatTime(broker.since)} ${broker.state}`,
     broker.error ? ` — ${broker.error}` : ""));
