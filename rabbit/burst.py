@@ -24,7 +24,8 @@ import pika.exceptions as pex
 
 from rabbit.confirms import Confirmed, ConfirmLedger, window_for
 from rabbit.connection import connection_parameters, describe_error
-from rabbit.errors import BrokerError, BrokerUnavailable, LabError
+from rabbit.errors import BrokerBlocked, BrokerError, BrokerUnavailable, LabError
+from rabbit.reasons import blocked_text
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class ConfirmedBurst:
         self._channel: Any = None
         self._error: LabError | None = None
         self._finished = False
+        self._blocked = False  # connection.blocked: closing must not wait for a close-ok that cannot come
         self._idle_timer: Any = None
         self._answered_since_check = False
         self._cancel = threading.Event()
@@ -116,7 +118,14 @@ class ConfirmedBurst:
 
     # ------------------------------------------------------------------ owner side
     def _on_connection_open(self, conn: pika.SelectConnection) -> None:
+        conn.add_on_connection_blocked_callback(self._on_blocked)
         conn.channel(on_open_callback=self._on_channel_open)
+
+    def _on_blocked(self, _conn: pika.SelectConnection, frame: Any) -> None:
+        """The broker blocks publishers (a memory or disk alarm): stop at once rather than wait for it."""
+        self._blocked = True
+        reason = blocked_text(getattr(frame.method, "reason", None))
+        self._fail(BrokerBlocked(f"{reason}; the burst stopped after {self.confirmed} of {self.count} confirms"))
 
     def _on_connection_open_error(self, conn: pika.SelectConnection, error: BaseException) -> None:
         self._error = BrokerUnavailable(f"cannot connect for the burst: {describe_error(error, self._url)}")
@@ -227,7 +236,10 @@ class ConfirmedBurst:
             with contextlib.suppress(Exception):
                 conn.ioloop.remove_timeout(self._idle_timer)
             self._idle_timer = None
-        if conn.is_open:
+        if self._blocked and (conn.is_open or conn.is_closing):
+            # The broker reads nothing from a blocked connection, so a close-ok would never come: drop the socket.
+            conn._terminate_stream(pex.ConnectionBlockedTimeout("closed while the broker blocked it"))
+        elif conn.is_open:
             conn.close()
         elif not conn.is_closing:
             conn.ioloop.stop()

@@ -27,7 +27,7 @@ import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbit.errors import BrokerError, BrokerUnavailable
-from rabbit.reasons import plain_reason, quiet_pika_logs
+from rabbit.reasons import blocked_text, plain_reason, quiet_pika_logs
 from rabbit.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ class BrokerLink:
             "attempts": 0,
             "since": time.time(),
             "retry_at": None,  # epoch seconds of the next attempt while it cannot connect
+            "blocked": None,  # "the broker is blocking publishers: memory alarm" while connection.blocked holds
         }
         self._logged_reason: str | None = None  # the last reason logged: one line per change, not per attempt
 
@@ -127,6 +128,11 @@ class BrokerLink:
     @property
     def connected(self) -> bool:
         return bool(self._status["connected"])
+
+    @property
+    def blocked(self) -> str | None:
+        """Why the broker blocks this connection's publishes (``connection.blocked``), or None."""
+        return self._status["blocked"]
 
     def start(self) -> BrokerLink:
         """Start the owner (a thread, or a greenlet under gevent's patching)."""
@@ -141,6 +147,7 @@ class BrokerLink:
         self._wake.set()
         conn = self._connection
         if conn is not None:
+            self._drop_if_blocked(conn)
             with contextlib.suppress(Exception):  # the connection may already be gone
                 conn.add_callback_threadsafe(lambda: None)
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -185,11 +192,11 @@ class BrokerLink:
         return f"{base}: {error}" if error else base
 
     def _set_status(self, **changes: Any) -> None:
-        before = (self._status["state"], self._status["connected"], self._status["error"])
+        before = (self._status["state"], self._status["connected"], self._status["error"], self._status["blocked"])
         if "state" in changes and changes["state"] != self._status["state"]:
             changes["since"] = time.time()
         self._status.update(changes)
-        after = (self._status["state"], self._status["connected"], self._status["error"])
+        after = (self._status["state"], self._status["connected"], self._status["error"], self._status["blocked"])
         if before != after and self._on_status is not None:
             try:
                 self._on_status(self.status)
@@ -235,11 +242,42 @@ class BrokerLink:
                 self._connection = None
                 self._channel = None
                 if conn.is_open:
-                    with contextlib.suppress(Exception):  # best effort on the way out
-                        conn.close()
+                    self._close_connection(conn)
         self._connected_event.clear()
         self._fail_pending(BrokerUnavailable("the broker link was stopped"))
         self._set_status(connected=False, state=STOPPED, error=None)
+
+    def _watch_blocking(self, conn: pika.BlockingConnection) -> None:
+        """Follow ``connection.blocked`` / ``unblocked`` as the frames arrive (on pika's connection itself, so it is
+        known even while the owner waits inside a publish that the alarm holds)."""
+        impl = conn._impl
+        impl.add_on_connection_blocked_callback(
+            lambda _conn, frame: self._set_status(blocked=blocked_text(getattr(frame.method, "reason", None)))
+        )
+        impl.add_on_connection_unblocked_callback(lambda _conn, _frame: self._set_status(blocked=None))
+
+    def _drop_if_blocked(self, conn: pika.BlockingConnection) -> None:
+        """Stopping while blocked: the owner may be waiting inside a publish the alarm holds, and a close would
+        wait for the alarm too; drop the socket from pika's own loop, which runs even during that wait."""
+        if not self._status["blocked"]:
+            return
+        impl = conn._impl
+        with contextlib.suppress(Exception):
+            impl.ioloop.add_callback_threadsafe(
+                lambda: impl._terminate_stream(pex.ConnectionBlockedTimeout("stopped while the broker blocked it"))
+            )
+
+    def _close_connection(self, conn: pika.BlockingConnection) -> None:
+        """Close on the way out. A blocked connection never gets its close-ok (the broker reads nothing from it
+        until the alarm clears), so it is dropped at the socket instead of waiting."""
+        if self._status["blocked"]:
+            with contextlib.suppress(Exception):
+                conn._impl._terminate_stream(pex.ConnectionBlockedTimeout("closed while the broker blocked it"))
+                conn.process_data_events(time_limit=0)
+            self._set_status(blocked=None)
+            return
+        with contextlib.suppress(Exception):  # best effort on the way out
+            conn.close()
 
     def _connect_failed(self, exc: BaseException, backoff: float, state: str) -> None:
         """A failed attempt: the plain reason in the status, and in the log once per change of reason (each
@@ -260,6 +298,8 @@ class BrokerLink:
         log.debug("%s: attempt %d failed: %s", self.name, self._status["attempts"], reason, exc_info=exc)
 
     def _serve(self, conn: pika.BlockingConnection) -> None:
+        self._status["blocked"] = None  # a new connection is not blocked until it publishes during an alarm
+        self._watch_blocking(conn)
         version = conn._impl.server_properties.get("version")
         if isinstance(version, bytes):
             version = version.decode("utf-8", "replace")

@@ -109,6 +109,19 @@ def hint_for(reply_code: int, reply_text: str = "") -> str | None:
     return None
 
 
+class BrokerBlocked(LabError):
+    """The broker is blocking publishers (a memory or disk alarm, ``connection.blocked``): a publish now would
+    wait until the alarm clears, so the lab refuses it at once."""
+
+    code = "BROKER_BLOCKED"
+
+    def __init__(self, reason: str):
+        super().__init__(
+            reason,
+            details={"hint": "free memory or disk on the broker (or raise its limit); publish again once it clears"},
+        )
+
+
 class BrokerError(LabError):
     """The broker refused an operation: it closed the channel (or connection) with a reply code.
 

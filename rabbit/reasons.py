@@ -21,7 +21,18 @@ from pika.adapters.utils.connection_workflow import AMQPConnectorStackTimeout
 
 from rabbit.errors import REPLY_CODE_NAMES, strip_code_name
 
-__all__ = ["describe_url", "plain_reason", "quiet_pika_logs"]
+__all__ = ["blocked_text", "describe_url", "plain_reason", "quiet_pika_logs"]
+
+# The reasons RabbitMQ gives in connection.blocked, and what the lab calls them.
+_ALARMS = {"low on memory": "memory alarm", "low on free disk space": "disk alarm"}
+
+
+def blocked_text(reason: str | bytes | None) -> str:
+    """What the lab says while the broker blocks publishers: "the broker is blocking publishers: memory alarm"."""
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    said = (reason or "").strip()
+    return f"the broker is blocking publishers: {_ALARMS.get(said.lower(), said or 'an alarm')}"
 
 
 def describe_url(url: str) -> tuple[str, str, str]:

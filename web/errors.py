@@ -18,6 +18,7 @@ HTTP_STATUS_BY_CODE = {
     "PRECONDITION_FAILED": 409,
     "RESOURCE_LOCKED": 409,
     "BROKER_DOWN": 503,
+    "BROKER_BLOCKED": 503,
     "MANAGEMENT_UNAVAILABLE": 503,
     # The RPC area (lowercase, as its issue names them): no reply in time, and an error reply from the server.
     "timeout": 504,

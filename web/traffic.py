@@ -70,7 +70,13 @@ class TrafficService:
         self.max_body = _limit(lab, "publish_max_body", DEFAULT_MAX_BODY)
         self.max_count = _limit(lab, "publish_max_count", DEFAULT_MAX_COUNT)
         self.max_burst_bytes = _limit(lab, "publish_max_burst_bytes", DEFAULT_MAX_BURST_BYTES)
-        self.publisher = Publisher(lab.settings.amqp_url, lab.hub.sink, timeout=lab.settings.broker_timeout_s)
+        self.publisher = Publisher(
+            lab.settings.amqp_url,
+            lab.hub.sink,
+            timeout=lab.settings.broker_timeout_s,
+            on_status=lab.broadcast_broker_status,  # connection.blocked shows in health and the status pill
+        )
+        lab.blocked_sources.append(lambda: self.publisher.blocked)
         self.consumers: dict[str, Consumer] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -226,7 +232,11 @@ def service() -> TrafficService:
     "POST",
     summary="Publish a message (or a burst) with properties, confirmed by the broker",
     body=PublishIn,
-    responses={200: "Confirmed (see routed / returned)", 404: "No such exchange"},
+    responses={
+        200: "Confirmed (see routed / returned)",
+        404: "No such exchange",
+        503: "The broker is unreachable, or blocks publishers (a memory or disk alarm: BROKER_BLOCKED)",
+    },
 )
 def publish(body: PublishIn) -> dict[str, Any]:
     return service().publish(body)
