@@ -85,3 +85,28 @@ def test_an_error_on_one_message_is_reported_on_its_consumer_which_goes_on(broke
         assert declared.consumer_count == 1 and declared.message_count == 0
     finally:
         consumer.stop()
+
+
+def test_an_error_on_one_message_is_reported_on_its_tap_which_goes_on(broker_url, amqp, unique):
+    from rabbit.tap import Tap
+
+    exchange = unique("tap-faulty")
+    amqp.channel.exchange_declare(exchange, "fanout")
+    amqp.exchanges.append(exchange)
+    seen: list[dict[str, Any]] = []
+
+    def sink(name: str, payload: dict[str, Any]) -> None:
+        if payload["body"] == "boom":
+            raise RuntimeError("simulated fault")  # a fault past the tap, in whatever handles its events
+        seen.append(payload)
+
+    tap = Tap(broker_url, exchange, on_event=sink).start()
+    try:
+        amqp.channel.basic_publish(exchange, "", b"boom")
+        wait_until(lambda: tap.errors == 1, timeout=10, message="the fault reported")
+        assert tap.state == "error" and "simulated fault" in tap.error
+        amqp.channel.basic_publish(exchange, "", b"fine")
+        wait_until(lambda: [e["body"] for e in seen] == ["fine"], timeout=10, message="the next message")
+        assert tap.describe()["count"] == 2 and tap.describe()["errors"] == 1
+    finally:
+        tap.stop()
