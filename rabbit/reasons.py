@@ -24,7 +24,7 @@ from rabbit.errors import REPLY_CODE_NAMES, strip_code_name
 __all__ = ["blocked_text", "describe_url", "plain_reason", "quiet_pika_logs"]
 
 # The reasons RabbitMQ gives in connection.blocked, and what the lab calls them.
-_ALARMS = {"low on memory": "memory alarm", "low on free disk space": "disk alarm"}
+_ALARMS = {"low on memory": "memory alarm", "low on disk": "disk alarm", "low on free disk space": "disk alarm"}
 
 
 def blocked_text(reason: str | bytes | None) -> str:

@@ -89,3 +89,18 @@ def test_the_lab_stops_at_once_while_the_broker_blocks_it(private_node, lab_fact
         assert took < 8, f"stopping took {took:.1f} s: a close waited for the blocked connection"
     finally:
         private_node.ctl("set_vm_memory_high_watermark", "0.4")
+
+
+def test_a_disk_alarm_is_said_as_such(private_node, lab_factory, unique):
+    lab = lab_factory(private_node.amqp_url).wait_broker_connected()
+    publish = {"routing_key": unique("nowhere"), "body": "x"}
+    private_node.ctl("set_disk_free_limit", str(10**14))  # 100 TB free required: the disk alarm goes on
+    try:
+        refused = wait_until(
+            lambda: (a := lab.post("/api/publish", publish)).status_code == 503 and a.json(), timeout=60, interval=0.2
+        )
+        assert refused["error"]["message"].startswith("the broker is blocking publishers: disk alarm"), refused
+        assert lab.get("/api/health").json()["broker"]["blocked"] == "the broker is blocking publishers: disk alarm"
+    finally:
+        private_node.ctl("set_disk_free_limit", "50MB")
+    wait_until(lambda: lab.get("/api/health").json()["broker"]["blocked"] is None, timeout=60, message="unblocked")

@@ -14,7 +14,7 @@ URL = "amqp://guest:secret@127.0.0.1:5999/%2F"
 
 def test_the_alarm_reasons_of_the_broker_read_as_alarms():
     assert blocked_text("low on memory") == "the broker is blocking publishers: memory alarm"
-    assert blocked_text(b"low on free disk space") == "the broker is blocking publishers: disk alarm"
+    assert blocked_text(b"low on disk") == "the broker is blocking publishers: disk alarm"  # RabbitMQ 3.10's words
     assert blocked_text("something new") == "the broker is blocking publishers: something new"
     assert blocked_text(None) == "the broker is blocking publishers: an alarm"
 
