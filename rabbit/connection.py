@@ -235,7 +235,11 @@ class BrokerLink:
                     log.warning("%s: connection lost: %s; reconnecting", self.name, reason)
                     log.debug("%s: connection lost", self.name, exc_info=exc)
                     self._set_status(
-                        connected=False, state=DOWN, error=reason, retry_at=time.time() + self._backoff_initial
+                        connected=False,
+                        state=DOWN,
+                        error=reason,
+                        retry_at=time.time() + self._backoff_initial,
+                        blocked=None,  # that connection is gone; a new one is not blocked until it publishes
                     )
                     self._wake.wait(self._backoff_initial)
             finally:

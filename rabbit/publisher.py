@@ -186,8 +186,8 @@ class Publisher:
                 reason = self.link.blocked
                 if reason:
                     raise BrokerBlocked(
-                        f"{reason}; this message is held in the lab's connection and goes out only if the alarm "
-                        "clears within 30 s (a published event says so)"
+                        f"{reason}; this message met the alarm on its way: it may still go out if the alarm clears "
+                        "within 30 s (a published event then says so)"
                     ) from None
 
     def burst(
