@@ -74,8 +74,9 @@ class TrafficService:
             lab.settings.amqp_url,
             lab.hub.sink,
             timeout=lab.settings.broker_timeout_s,
-            on_status=lab.broadcast_broker_status,  # connection.blocked shows in health and the status pill
+            on_status=self._on_publisher_status,
         )
+        self._publisher_blocked: str | None = None
         lab.blocked_sources.append(lambda: self.publisher.blocked)
         self.consumers: dict[str, Consumer] = {}
         self._lock = threading.Lock()
@@ -93,6 +94,14 @@ class TrafficService:
         for consumer in consumers:
             consumer.stop()
         self.publisher.stop()
+
+    def _on_publisher_status(self, status: dict[str, Any]) -> None:
+        """connection.blocked / unblocked on the publisher's link: tell the browsers (health and the status pill
+        say why publishes are refused); its other changes are the main link's to report."""
+        blocked = status.get("blocked")
+        if blocked != self._publisher_blocked:
+            self._publisher_blocked = blocked
+            self.lab.broadcast_broker_status()
 
     # ------------------------------------------------------------------ publish
     def predict(self, exchange: str, routing_key: str, headers: dict[str, Any] | None) -> list[str] | None:

@@ -33,8 +33,9 @@ function render(broker) {
   const retry = broker.retry_at && !broker.connected ? `; next retry at ${formatTime(broker.retry_at)}` : "";
   setText(error, broker.error ? `Last error: ${broker.error}${retry}` : broker.blocked || "");
   const history = $("#status-history");
+  const why = broker.error || broker.blocked;
   history.prepend(el("li", { class: `state-${broker.state}` }, `${formatTime(broker.since)} ${broker.state}`,
-    broker.error ? ` — ${broker.error}` : ""));
+    why ? ` — ${why}` : ""));
   while (history.children.length > HISTORY_LIMIT) history.lastElementChild.remove();
 }
 
