@@ -136,9 +136,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.getLevelName(settings.log_level.upper())
+    logging.basicConfig(
+        level=level if isinstance(level, int) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    debug = level == logging.DEBUG
     for noisy in ("pika", "geventwebsocket.handler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
     app = create_app(settings)
     lab: Lab = app.extensions[EXTENSION_KEY]
     log.info("RabbitLens on http://%s:%d/ (broker %s)", settings.host, settings.port, redact_url(settings.amqp_url))

@@ -24,7 +24,8 @@ import pika.exceptions as pex
 
 from rabbit.confirms import Confirmed, ConfirmLedger, window_for
 from rabbit.connection import connection_parameters, describe_error
-from rabbit.errors import BrokerError, BrokerUnavailable, LabError
+from rabbit.errors import BrokerBlocked, BrokerError, BrokerUnavailable, LabError
+from rabbit.reasons import blocked_text
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ConfirmedBurst:
         if count < 1:
             raise ValueError("count must be at least 1")
         self._params = connection_parameters(url, name)
+        self._url = url
         self.exchange = exchange
         self.routing_key = routing_key
         self.body = body
@@ -76,6 +78,7 @@ class ConfirmedBurst:
         self._channel: Any = None
         self._error: LabError | None = None
         self._finished = False
+        self._blocked = False  # connection.blocked: closing must not wait for a close-ok that cannot come
         self._idle_timer: Any = None
         self._answered_since_check = False
         self._cancel = threading.Event()
@@ -115,15 +118,22 @@ class ConfirmedBurst:
 
     # ------------------------------------------------------------------ owner side
     def _on_connection_open(self, conn: pika.SelectConnection) -> None:
+        conn.add_on_connection_blocked_callback(self._on_blocked)
         conn.channel(on_open_callback=self._on_channel_open)
 
+    def _on_blocked(self, _conn: pika.SelectConnection, frame: Any) -> None:
+        """The broker blocks publishers (a memory or disk alarm): stop at once rather than wait for it."""
+        self._blocked = True
+        reason = blocked_text(getattr(frame.method, "reason", None))
+        self._fail(BrokerBlocked(f"{reason}; the burst stopped after {self.confirmed} of {self.count} confirms"))
+
     def _on_connection_open_error(self, conn: pika.SelectConnection, error: BaseException) -> None:
-        self._error = BrokerUnavailable(f"cannot connect for the burst: {describe_error(error)}")
+        self._error = BrokerUnavailable(f"cannot connect for the burst: {describe_error(error, self._url)}")
         conn.ioloop.stop()
 
     def _on_connection_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
         if not self._finished and self._error is None:
-            self._error = BrokerUnavailable(f"connection lost during the burst: {describe_error(reason)}")
+            self._error = BrokerUnavailable(f"connection lost during the burst: {describe_error(reason, self._url)}")
         conn.ioloop.stop()
 
     def _on_channel_open(self, channel: Any) -> None:
@@ -139,7 +149,7 @@ class ConfirmedBurst:
         if isinstance(reason, pex.ChannelClosedByBroker):
             self._fail(BrokerError.from_pika(reason))
         else:
-            self._fail(BrokerUnavailable(f"channel closed during the burst: {describe_error(reason)}"))
+            self._fail(BrokerUnavailable(f"channel closed during the burst: {describe_error(reason, self._url)}"))
 
     def _start(self) -> None:
         self._arm_idle_timer()
@@ -226,7 +236,10 @@ class ConfirmedBurst:
             with contextlib.suppress(Exception):
                 conn.ioloop.remove_timeout(self._idle_timer)
             self._idle_timer = None
-        if conn.is_open:
+        if self._blocked and (conn.is_open or conn.is_closing):
+            # The broker reads nothing from a blocked connection, so a close-ok would never come: drop the socket.
+            conn._terminate_stream(pex.ConnectionBlockedTimeout("closed while the broker blocked it"))
+        elif conn.is_open:
             conn.close()
         elif not conn.is_closing:
             conn.ioloop.stop()

@@ -27,9 +27,11 @@ import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbit.errors import BrokerError, BrokerUnavailable
+from rabbit.reasons import blocked_text, plain_reason, quiet_pika_logs
 from rabbit.urls import redact_url
 
 log = logging.getLogger(__name__)
+quiet_pika_logs()  # pika's six ERROR lines and a traceback per failed attempt go to debug; the lab says it once
 
 T = TypeVar("T")
 
@@ -60,17 +62,10 @@ def connection_parameters(url: str, name: str, *, heartbeat: int | None = None) 
     return params
 
 
-def describe_error(exc: BaseException) -> str:
-    """A short human text for a connection failure (pika's own reprs are often empty)."""
-    if isinstance(exc, pex.ConnectionClosedByBroker):
-        return f"closed by broker: {exc.reply_code} {exc.reply_text}"
-    if isinstance(exc, pex.AMQPConnectionError) and exc.args:
-        inner = exc.args[0]
-        if isinstance(inner, BaseException):
-            return describe_error(inner)
-        return str(inner) or type(exc).__name__
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def describe_error(exc: BaseException, url: str = "") -> str:
+    """A short plain text for a connection failure ("connection refused at 127.0.0.1:5999", "authentication
+    failed for user 'guest'"...; pika's own reprs are class names): :func:`rabbit.reasons.plain_reason`."""
+    return plain_reason(exc, url)
 
 
 class BrokerLink:
@@ -119,7 +114,10 @@ class BrokerLink:
             "error": None,
             "attempts": 0,
             "since": time.time(),
+            "retry_at": None,  # epoch seconds of the next attempt while it cannot connect
+            "blocked": None,  # "the broker is blocking publishers: memory alarm" while connection.blocked holds
         }
+        self._logged_reason: str | None = None  # the last reason logged: one line per change, not per attempt
 
     # ----------------------------------------------------------------- public API
     @property
@@ -130,6 +128,11 @@ class BrokerLink:
     @property
     def connected(self) -> bool:
         return bool(self._status["connected"])
+
+    @property
+    def blocked(self) -> str | None:
+        """Why the broker blocks this connection's publishes (``connection.blocked``), or None."""
+        return self._status["blocked"]
 
     def start(self) -> BrokerLink:
         """Start the owner (a thread, or a greenlet under gevent's patching)."""
@@ -144,6 +147,7 @@ class BrokerLink:
         self._wake.set()
         conn = self._connection
         if conn is not None:
+            self._drop_if_blocked(conn)
             with contextlib.suppress(Exception):  # the connection may already be gone
                 conn.add_callback_threadsafe(lambda: None)
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -188,11 +192,11 @@ class BrokerLink:
         return f"{base}: {error}" if error else base
 
     def _set_status(self, **changes: Any) -> None:
-        before = (self._status["state"], self._status["connected"], self._status["error"])
+        before = (self._status["state"], self._status["connected"], self._status["error"], self._status["blocked"])
         if "state" in changes and changes["state"] != self._status["state"]:
             changes["since"] = time.time()
         self._status.update(changes)
-        after = (self._status["state"], self._status["connected"], self._status["error"])
+        after = (self._status["state"], self._status["connected"], self._status["error"], self._status["blocked"])
         if before != after and self._on_status is not None:
             try:
                 self._on_status(self.status)
@@ -211,14 +215,7 @@ class BrokerLink:
             try:
                 conn = pika.BlockingConnection(self._params)
             except Exception as exc:
-                self._set_status(connected=False, state=DOWN if first else RECONNECTING, error=describe_error(exc))
-                log.warning(
-                    "%s: cannot connect to %s (%s); retry in %.1fs",
-                    self.name,
-                    self._status["url"],
-                    describe_error(exc),
-                    backoff,
-                )
+                self._connect_failed(exc, backoff, DOWN if first else RECONNECTING)
                 first = False
                 self._wake.wait(backoff)
                 backoff = min(backoff * 2, self._backoff_max)
@@ -230,31 +227,92 @@ class BrokerLink:
             try:
                 self._serve(conn)
             except CONNECTION_LOST as exc:
-                self._fail_pending(BrokerUnavailable(f"connection lost: {describe_error(exc)}"))
+                reason = describe_error(exc, self.url)
+                self._fail_pending(BrokerUnavailable(f"connection lost: {reason}"))
                 self._connected_event.clear()
                 if not self._stopping.is_set():
-                    log.warning("%s: connection lost (%s)", self.name, describe_error(exc))
-                    self._set_status(connected=False, state=DOWN, error=describe_error(exc))
+                    self._logged_reason = f"connection lost: {reason}"
+                    log.warning("%s: connection lost: %s; reconnecting", self.name, reason)
+                    log.debug("%s: connection lost", self.name, exc_info=exc)
+                    self._set_status(
+                        connected=False,
+                        state=DOWN,
+                        error=reason,
+                        retry_at=time.time() + self._backoff_initial,
+                        blocked=None,  # that connection is gone; a new one is not blocked until it publishes
+                    )
                     self._wake.wait(self._backoff_initial)
             finally:
                 self._connection = None
                 self._channel = None
                 if conn.is_open:
-                    with contextlib.suppress(Exception):  # best effort on the way out
-                        conn.close()
+                    self._close_connection(conn)
         self._connected_event.clear()
         self._fail_pending(BrokerUnavailable("the broker link was stopped"))
         self._set_status(connected=False, state=STOPPED, error=None)
 
+    def _watch_blocking(self, conn: pika.BlockingConnection) -> None:
+        """Follow ``connection.blocked`` / ``unblocked`` as the frames arrive (on pika's connection itself, so it is
+        known even while the owner waits inside a publish that the alarm holds)."""
+        impl = conn._impl
+        impl.add_on_connection_blocked_callback(
+            lambda _conn, frame: self._set_status(blocked=blocked_text(getattr(frame.method, "reason", None)))
+        )
+        impl.add_on_connection_unblocked_callback(lambda _conn, _frame: self._set_status(blocked=None))
+
+    def _drop_if_blocked(self, conn: pika.BlockingConnection) -> None:
+        """Stopping while blocked: the owner may be waiting inside a publish the alarm holds, and a close would
+        wait for the alarm too; drop the socket from pika's own loop, which runs even during that wait."""
+        if not self._status["blocked"]:
+            return
+        impl = conn._impl
+        with contextlib.suppress(Exception):
+            impl.ioloop.add_callback_threadsafe(
+                lambda: impl._terminate_stream(pex.ConnectionBlockedTimeout("stopped while the broker blocked it"))
+            )
+
+    def _close_connection(self, conn: pika.BlockingConnection) -> None:
+        """Close on the way out. A blocked connection never gets its close-ok (the broker reads nothing from it
+        until the alarm clears), so it is dropped at the socket instead of waiting."""
+        if self._status["blocked"]:
+            with contextlib.suppress(Exception):
+                conn._impl._terminate_stream(pex.ConnectionBlockedTimeout("closed while the broker blocked it"))
+                conn.process_data_events(time_limit=0)
+            self._set_status(blocked=None)
+            return
+        with contextlib.suppress(Exception):  # best effort on the way out
+            conn.close()
+
+    def _connect_failed(self, exc: BaseException, backoff: float, state: str) -> None:
+        """A failed attempt: the plain reason in the status, and in the log once per change of reason (each
+        attempt, with pika's traceback, at debug level only)."""
+        reason = describe_error(exc, self.url)
+        retry_at = time.time() + backoff
+        self._set_status(connected=False, state=state, error=reason, retry_at=retry_at)
+        if reason != self._logged_reason:
+            self._logged_reason = reason
+            log.warning(
+                "%s: cannot connect to %s: %s; next retry at %s, then every %g s at most until it answers",
+                self.name,
+                self._status["url"],
+                reason,
+                time.strftime("%H:%M:%S", time.localtime(retry_at)),
+                self._backoff_max,
+            )
+        log.debug("%s: attempt %d failed: %s", self.name, self._status["attempts"], reason, exc_info=exc)
+
     def _serve(self, conn: pika.BlockingConnection) -> None:
+        self._status["blocked"] = None  # a new connection is not blocked until it publishes during an alarm
+        self._watch_blocking(conn)
         version = conn._impl.server_properties.get("version")
         if isinstance(version, bytes):
             version = version.decode("utf-8", "replace")
         if self._on_connected is not None:
             self._on_connected(conn)
         self._status["attempts"] = 0
-        self._set_status(connected=True, state=CONNECTED, error=None, server_version=version)
+        self._set_status(connected=True, state=CONNECTED, error=None, server_version=version, retry_at=None)
         self._connected_event.set()
+        self._logged_reason = None
         log.info("%s: connected to %s (RabbitMQ %s)", self.name, self._status["url"], version)
         while not self._stopping.is_set():
             conn.process_data_events(time_limit=self._pump_interval)

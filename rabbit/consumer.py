@@ -25,7 +25,7 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
-from rabbit.connection import CONNECTED, BrokerLink
+from rabbit.connection import CONNECTED, CONNECTION_LOST, BrokerLink
 from rabbit.errors import BrokerError, BrokerUnavailable, InvalidInput
 from rabbit.properties import body_preview, from_pika, json_safe
 from rabbit.publisher import ID_HEADER, TIME_HEADER
@@ -37,8 +37,8 @@ ACTIONS = ("ack", "reject", "nack_requeue", "crash")
 PREFETCH_MAX = 1000
 WORK_MS_MAX = 60_000
 
-# States a consumer goes through.
-STARTING, CONSUMING, RECONNECTING, STOPPED, CRASHED, FAILED, CANCELLED = (
+# States a consumer goes through. ``error``: handling a message failed (``error`` says why); it goes on consuming.
+STARTING, CONSUMING, RECONNECTING, STOPPED, CRASHED, FAILED, CANCELLED, ERROR = (
     "starting",
     "consuming",
     "reconnecting",
@@ -46,6 +46,7 @@ STARTING, CONSUMING, RECONNECTING, STOPPED, CRASHED, FAILED, CANCELLED = (
     "crashed",
     "failed",
     "cancelled",
+    "error",
 )
 FINAL_STATES = (STOPPED, CRASHED, FAILED, CANCELLED)
 
@@ -95,6 +96,7 @@ class Consumer:
         self.error: str | None = None
         self.created = time.time()
         self.handled = self.acked = self.rejected = self.nacked = self.redelivered = 0
+        self.errors = 0  # messages whose handling failed (reported, the consumer goes on)
         self.attachments = 0
         self._stop = threading.Event()
         self._first_attach = threading.Event()
@@ -125,6 +127,7 @@ class Consumer:
             "rejected": self.rejected,
             "nacked": self.nacked,
             "redelivered": self.redelivered,
+            "errors": self.errors,
             "attachments": self.attachments,
             "error": self.error,
             "created": self.created,
@@ -166,7 +169,7 @@ class Consumer:
             channel.basic_consume(self.queue, self._on_message, auto_ack=self.ack == "auto")
         except pex.ChannelClosedByBroker as exc:
             error = BrokerError.from_pika(exc)
-            self.error = error.message
+            self.error = error.summary()
             self._stop.set()
             self.link.stop()
             if not self._first_attach.is_set():
@@ -187,7 +190,7 @@ class Consumer:
     def _on_link_status(self, status: dict[str, Any]) -> None:
         if self._stop.is_set() or self.finished or not self._first_attach.is_set():
             return
-        if status["state"] != CONNECTED and self.state == CONSUMING:
+        if status["state"] != CONNECTED and self.state in (CONSUMING, ERROR):
             self.error = status.get("error")
             self._set_state(RECONNECTING, "reconnecting")
 
@@ -201,40 +204,47 @@ class Consumer:
     def _on_message(
         self, channel: BlockingChannel, method: pika.spec.Basic.Deliver, props: pika.BasicProperties, body: bytes
     ) -> None:
+        """pika's callback: whatever goes wrong with one message is reported on this consumer, which goes on
+        (an exception let out here would end the link's owner, and with it every later delivery)."""
         if self._stop.is_set():
             return  # not acked: the broker requeues it when the connection closes
+        try:
+            self._handle(channel, method, props, body)
+        except CONNECTION_LOST:
+            raise  # the link reconnects and re-attaches
+        except Exception as exc:
+            self._handling_failed(method, exc)
+
+    def _handle(
+        self, channel: BlockingChannel, method: pika.spec.Basic.Deliver, props: pika.BasicProperties, body: bytes
+    ) -> None:
         now = time.time()
         self.handled += 1
         if method.redelivered:
             self.redelivered += 1
         if self.ack == "auto":
             self.acked += 1
-        headers = props.headers
-        if headers:
-            lab_id = headers.get(ID_HEADER)
-            if lab_id is not None and lab_id.__class__ is not str:
-                lab_id = json_safe(lab_id)
-            published = headers.get(TIME_HEADER)
-        else:
-            lab_id = published = None
-        latency = round(now * 1000 - published, 2) if isinstance(published, int | float) else None
-        self._emit(
-            "delivery",
-            {
+        lab_id: Any = None
+        try:
+            event, lab_id = self._delivery_event(method, props, body, now)
+        except Exception as exc:  # the message's content: report it, and still settle the message as configured
+            self._handling_failed(method, exc)
+            event = {
                 "consumer_id": self.id,
                 "queue": self.queue,
                 "exchange": method.exchange,
                 "routing_key": method.routing_key,
                 "redelivered": bool(method.redelivered),
                 "delivery_tag": method.delivery_tag,
-                "id": lab_id if isinstance(lab_id, str) else None,
-                "properties": from_pika(props),
-                "body": body_preview(body, props.content_type),
-                "latency_ms": latency,
+                "id": None,
+                "properties": {},
+                "body": body_preview(body),
+                "latency_ms": None,
                 "ack": self.ack,
                 "time": now,
-            },
-        )
+                "error": self.error,
+            }
+        self._emit("delivery", event)
         if self.work_ms and self._stop.wait(self.work_ms / 1000):
             return  # stopped while working: the message is left unacked
         if self.on_message == "crash":
@@ -256,6 +266,47 @@ class Consumer:
             channel.basic_nack(tag, requeue=True)
             self.nacked += 1
             self._emit("nack", {**ack_event, "kind": "nack", "requeue": True})
+
+    def _delivery_event(
+        self, method: pika.spec.Basic.Deliver, props: pika.BasicProperties, body: bytes, now: float
+    ) -> tuple[dict[str, Any], Any]:
+        """The ``delivery`` event of one message, and its lab id (None for others' messages)."""
+        headers = props.headers
+        if headers:
+            lab_id = headers.get(ID_HEADER)
+            if lab_id is not None and lab_id.__class__ is not str:
+                lab_id = json_safe(lab_id)
+            published = headers.get(TIME_HEADER)
+        else:
+            lab_id = published = None
+        latency = round(now * 1000 - published, 2) if isinstance(published, int | float) else None
+        lab_id = lab_id if isinstance(lab_id, str) else None
+        event = {
+            "consumer_id": self.id,
+            "queue": self.queue,
+            "exchange": method.exchange,
+            "routing_key": method.routing_key,
+            "redelivered": bool(method.redelivered),
+            "delivery_tag": method.delivery_tag,
+            "id": lab_id,
+            "properties": from_pika(props),
+            "body": body_preview(body, props.content_type),
+            "latency_ms": latency,
+            "ack": self.ack,
+            "time": now,
+        }
+        return event, lab_id
+
+    def _handling_failed(self, method: Any, exc: BaseException) -> None:
+        """Report a message this consumer could not handle: state ``error`` with the reason; it goes on."""
+        tag = getattr(method, "delivery_tag", None)
+        self.errors += 1
+        self.error = f"could not handle message {tag}: {type(exc).__name__}: {exc}"[:500]
+        log.warning("consumer %s on %r: %s", self.id, self.queue, self.error)
+        log.debug("consumer %s: handling failed", self.id, exc_info=exc)
+        if not self.finished:
+            self.state = ERROR
+            self._emit_state("error")
 
     def _crash(self, channel: BlockingChannel) -> None:
         if self.ack == "auto":  # nothing to requeue: the broker counted it acked when it sent it

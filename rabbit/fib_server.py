@@ -46,7 +46,7 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.connection import connection_parameters
+from rabbit.connection import connection_parameters, describe_error
 from rabbit.fib import DEFAULT_MAX_N, FibRequestError, answer
 from rabbit.urls import DEFAULT_AMQP_URL, redact_url
 
@@ -148,7 +148,7 @@ class FibServer:
                 break
             self.stats["reconnects"] += 1
             self._set_state("reconnecting")
-            log.warning("%s: reconnecting in %.1fs", self.server_id, self._backoff)
+            log.debug("%s: reconnecting in %.1fs", self.server_id, self._backoff)
             deadline = time.monotonic() + self._backoff
             while not self._stopping and time.monotonic() < deadline:
                 if self._parent_gone():
@@ -176,8 +176,17 @@ class FibServer:
         self._tick()
 
     def on_connection_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
-        self.stats["error"] = str(error) or type(error).__name__
-        log.warning("%s: cannot connect: %s", self.server_id, self.stats["error"])
+        reason = describe_error(error, self.amqp_url)
+        if reason != self.stats["error"]:  # one line per change, not one per attempt
+            log.warning(
+                "%s: cannot connect to %s: %s; next retry in %.1f s, then every %g s at most",
+                self.server_id,
+                redact_url(self.amqp_url),
+                reason,
+                self._backoff,
+                BACKOFF_MAX_S,
+            )
+        self.stats["error"] = reason
         connection.ioloop.stop()
 
     def on_connection_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
@@ -185,7 +194,7 @@ class FibServer:
         self._unacked.clear()  # the broker requeues them: they will be redelivered
         self.stats["in_flight"] = 0
         if not self._stopping:
-            self.stats["error"] = str(reason) or type(reason).__name__
+            self.stats["error"] = describe_error(reason, self.amqp_url)
             log.warning("%s: connection closed: %s", self.server_id, self.stats["error"])
         connection.ioloop.stop()
 
@@ -276,13 +285,26 @@ class FibServer:
         if method.redelivered:
             self.stats["redelivered"] += 1
         if self.work_s <= 0:
-            self._answer(channel, method, props, body)
+            self._answer_safely(channel, method, props, body)
             return
         # Simulated work, one request at a time: each starts when the previous one ends.
         now = time.monotonic()
         self._busy_until = max(now, self._busy_until) + self.work_s
         assert self._connection is not None
-        self._connection.ioloop.call_later(self._busy_until - now, lambda: self._answer(channel, method, props, body))
+        self._connection.ioloop.call_later(
+            self._busy_until - now, lambda: self._answer_safely(channel, method, props, body)
+        )
+
+    def _answer_safely(self, channel: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        """:meth:`_answer`, but a request that cannot be answered is counted and logged, never the end of the
+        server (an exception let out of a pika callback stops the ioloop)."""
+        try:
+            self._answer(channel, method, props, body)
+        except Exception as exc:
+            self.stats["errors"] += 1
+            self.stats["error"] = f"could not answer a request: {type(exc).__name__}: {exc}"[:500]
+            log.warning("%s: %s", self.server_id, self.stats["error"])
+            log.debug("%s: answering failed", self.server_id, exc_info=exc)
 
     def _answer(self, channel: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
         if channel is not self._channel or not channel.is_open:

@@ -26,6 +26,10 @@ SHORTSTR_MAX = 255  # AMQP short strings (property values, header names) are at 
 HEADERS_MAX_DEPTH = 8  # nested tables/arrays in headers (rabbit.validation.MAX_TABLE_DEPTH)
 INT64_MAX = 2**63 - 1
 PREVIEW_BYTES = 4096  # how much of a body the browser sees
+# Bounds of the pretty-printed JSON preview: nesting depth, characters of output. A body past either is shown as
+# text; a preview that fails in any other way is shown as hex. Nothing a body contains may stop its consumer.
+PREVIEW_JSON_DEPTH = 64
+PREVIEW_PRETTY_CHARS = 4 * PREVIEW_BYTES
 PROPERTY_NAMES = (
     "content_type",
     "content_encoding",
@@ -222,6 +226,46 @@ def hex_dump(data: bytes, width: int = 16) -> str:
     return "\n".join(lines)
 
 
+def json_depth(text: str, stop_at: int | None = None) -> int:
+    """How deeply ``[`` / ``{`` nest in ``text`` (outside strings), in one linear pass without recursion.
+
+    Stops counting once the depth passes ``stop_at`` (the answer is then ``stop_at + 1``).
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if stop_at is not None and deepest > stop_at:
+                    return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def pretty_json(text: str, max_depth: int = PREVIEW_JSON_DEPTH, max_chars: int = PREVIEW_PRETTY_CHARS) -> str | None:
+    """``text`` as indented JSON, or None when it is not JSON, nests deeper than ``max_depth`` or prints longer
+    than ``max_chars``."""
+    if json_depth(text, stop_at=max_depth) > max_depth:
+        return None
+    try:
+        pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError, OverflowError):
+        return None
+    return pretty if len(pretty) <= max_chars else None
+
+
 def body_preview(body: bytes, content_type: str | None = None, limit: int = PREVIEW_BYTES) -> dict[str, Any]:
     """What the browser shows of a body: at most ``limit`` bytes, as text, pretty JSON (when it parses) and hex.
 
@@ -229,7 +273,27 @@ def body_preview(body: bytes, content_type: str | None = None, limit: int = PREV
     preview is shorter. Everything is plain text for the page to set as text, never markup. ``hex`` (the first
     KiB) is only filled for binary bodies: for text the page draws the same dump from ``text`` itself, which keeps
     a per-message cost off the server's live path (it was two thirds of a delivery's handling time).
+
+    Bounded in size, depth and so in time: JSON nested deeper than :data:`PREVIEW_JSON_DEPTH` or printing longer
+    than :data:`PREVIEW_PRETTY_CHARS` is shown as text (``note`` says why), and a body whose preview fails in any
+    other way is shown as hex; this never raises for any bytes.
     """
+    try:
+        return _body_preview(body, content_type, limit)
+    except Exception as exc:  # never let one message's body stop whoever previews it
+        head = bytes(body)[:limit]
+        return {
+            "kind": "binary",
+            "size": len(body),
+            "truncated": len(body) > limit,
+            "text": None,
+            "json": None,
+            "hex": hex_dump(head[:1024]),
+            "note": f"preview failed ({type(exc).__name__}); shown as hex",
+        }
+
+
+def _body_preview(body: bytes, content_type: str | None, limit: int) -> dict[str, Any]:
     size = len(body)
     head = body[:limit]
     truncated = size > limit
@@ -242,15 +306,16 @@ def body_preview(body: bytes, content_type: str | None = None, limit: int = PREV
     if text is not None and _CONTROL.search(text):
         text = None
     pretty: str | None = None
+    note: str | None = None
     if text is not None and not truncated and text.strip():
         looks_json = (content_type or "").endswith("json") or text.lstrip()[:1] in '{["'
         if looks_json:
-            try:
-                pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-            except ValueError:
-                pretty = None
+            if json_depth(text, stop_at=PREVIEW_JSON_DEPTH) > PREVIEW_JSON_DEPTH:
+                note = f"JSON nested deeper than {PREVIEW_JSON_DEPTH} levels: shown as text"
+            else:
+                pretty = pretty_json(text)  # None: not JSON, or too long once indented (shown as text)
     kind = "json" if pretty is not None else "text" if text is not None else "binary"
-    return {
+    preview: dict[str, Any] = {
         "kind": kind,
         "size": size,
         "truncated": truncated,
@@ -258,3 +323,21 @@ def body_preview(body: bytes, content_type: str | None = None, limit: int = PREV
         "json": pretty,
         "hex": hex_dump(head[:1024]) if text is None else None,
     }
+    if note is not None:
+        preview["note"] = note
+    return preview
+
+
+def preview_text(body: bytes, limit: int) -> tuple[str, str, bool]:
+    """(text, kind, truncated): the first ``limit`` bytes as UTF-8 text (kind ``text``), else as hex (``hex``).
+
+    The short preview of taps and the firehose: no parsing, so bounded by ``limit``; never raises for any bytes.
+    """
+    head = bytes(body[:limit])
+    truncated = len(body) > limit
+    try:
+        return head.decode("utf-8"), "text", truncated
+    except UnicodeDecodeError as exc:
+        if truncated and exc.start >= len(head) - 3:  # a character cut at the limit
+            return head[: exc.start].decode("utf-8", "replace"), "text", truncated
+        return head.hex(" "), "hex", truncated

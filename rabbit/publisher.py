@@ -19,6 +19,8 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +31,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from rabbit.burst import ConfirmedBurst
 from rabbit.confirms import Confirmed
 from rabbit.connection import BrokerLink
-from rabbit.errors import BrokerUnavailable, InvalidInput, LabError
+from rabbit.errors import BrokerBlocked, BrokerUnavailable, InvalidInput, LabError
 from rabbit.properties import MessageProperties, body_preview, from_pika, pika_from_values, property_values, to_pika
 
 log = logging.getLogger(__name__)
@@ -120,12 +122,20 @@ class Outcome:
 class Publisher:
     """Publishes with confirms on its own connection; reports ``published`` / ``returned`` / ``publish_progress``."""
 
-    def __init__(self, url: str, on_event: EventSink, *, name: str = "rabbitlens-publisher", timeout: float = 10.0):
+    def __init__(
+        self,
+        url: str,
+        on_event: EventSink,
+        *,
+        name: str = "rabbitlens-publisher",
+        timeout: float = 10.0,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ):
         self.on_event = on_event
         self.timeout = timeout
         self.url = url
         self.name = name
-        self.link = BrokerLink(url, name=name)
+        self.link = BrokerLink(url, name=name, on_status=on_status)
         self._lock = threading.Lock()
         self._bursts: set[ConfirmedBurst] = set()
         self._stopped = False
@@ -149,12 +159,46 @@ class Publisher:
     # ------------------------------------------------------------------ publishing
     def publish(self, request: PublishRequest) -> Outcome:
         """Publish one message and wait for the broker's confirm. Broker refusals raise ``BrokerError``."""
+        self._refuse_if_blocked()
         message_id = new_message_id()
         if request.on_id is not None:
             request.on_id(message_id)
-        outcome = self.link.call(lambda ch: self._publish_one(ch, request, message_id), timeout=self.timeout)
+        outcome = self._call_unless_blocked(lambda ch: self._publish_one(ch, request, message_id))
         self._report(request, outcome)
         return outcome
+
+    @property
+    def blocked(self) -> str | None:
+        """Why the broker blocks the lab's publishes now (a memory or disk alarm), or None."""
+        return self.link.blocked
+
+    def _refuse_if_blocked(self) -> None:
+        reason = self.link.blocked
+        if reason:
+            raise BrokerBlocked(reason)
+
+    def _call_unless_blocked(self, fn: Callable[[BlockingChannel], Outcome]) -> Outcome:
+        """``link.call(fn)``, but answered at once when the broker blocks the connection meanwhile: the publish
+        that meets an alarm waits for its confirm until the alarm clears, and nobody should wait with it."""
+        done: Future = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(self.link.call(fn, timeout=self.timeout))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        threading.Thread(target=run, name=f"{self.name}-publish", daemon=True).start()
+        while True:
+            try:
+                return done.result(timeout=0.02)
+            except FutureTimeout:
+                reason = self.link.blocked
+                if reason:
+                    raise BrokerBlocked(
+                        f"{reason}; this message met the alarm on its way: it may still go out if the alarm clears "
+                        "within 30 s (a published event then says so)"
+                    ) from None
 
     def burst(
         self,
@@ -169,6 +213,7 @@ class Publisher:
         (say the exchange is deleted mid-burst) stops the burst and is raised, after a last progress report of
         what was confirmed until then.
         """
+        self._refuse_if_blocked()
         burst_id = new_message_id("b")
         if request.on_id is not None:
             request.on_id(burst_id)
@@ -256,11 +301,19 @@ class Publisher:
         return Outcome(message_id, True, True, None, now)
 
     def _report(self, request: PublishRequest, outcome: Outcome) -> None:
+        """Tell the browsers about a published message; the message is out, so a failure here is only logged
+        (an error answer would make the caller publish it again)."""
         if request.check is not None:
             try:
                 outcome.prediction_check = request.check(outcome)
             except Exception:
                 log.exception("prediction check failed")
+        try:
+            self._report_unguarded(request, outcome)
+        except Exception:
+            log.exception("reporting published message %s failed", outcome.id)
+
+    def _report_unguarded(self, request: PublishRequest, outcome: Outcome) -> None:
         event = {
             "id": outcome.id,
             "exchange": request.exchange,

@@ -29,7 +29,7 @@ from typing import Any
 
 import pika
 
-from rabbit.connection import connection_parameters
+from rabbit.connection import connection_parameters, describe_error
 from rabbit.correlation import ANSWERED, PendingCalls
 from rabbit.errors import BrokerUnavailable, LabError
 from rabbit.urls import redact_url
@@ -369,15 +369,25 @@ class RpcClient:
         conn.channel(on_open_callback=self._on_probe_channel_open)
 
     def _on_connection_open_error(self, conn: pika.SelectConnection, error: BaseException) -> None:
-        self._set_status(state="down", error=str(error) or type(error).__name__)
+        reason = describe_error(error, self.amqp_url)
+        if reason != self._status.get("error"):  # one line per change, not one per attempt
+            log.warning(
+                "%s: cannot connect to %s: %s; retrying every %g s at most",
+                self.name,
+                self._status["url"],
+                reason,
+                self._backoff_max,
+            )
+        self._set_status(state="down", error=reason)
         conn.ioloop.stop()
 
     def _on_connection_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
         self._ready.clear()
         self._channel = self._probe_channel = None
         if not self._stopping.is_set():
-            log.warning("%s: connection closed: %s", self.name, reason)
-            self._set_status(state="down", error=str(reason) or type(reason).__name__)
+            text = describe_error(reason, self.amqp_url)
+            log.warning("%s: connection closed: %s", self.name, text)
+            self._set_status(state="down", error=text)
         conn.ioloop.stop()
 
     def _close_connection(self) -> None:

@@ -19,9 +19,9 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.connection import BrokerLink
+from rabbit.connection import CONNECTION_LOST, BrokerLink
 from rabbit.errors import BrokerError, BrokerUnavailable
-from rabbit.properties import from_pika, json_safe
+from rabbit.properties import from_pika, json_safe, preview_text
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +31,6 @@ TAP_PREVIEW_BYTES = 1024
 YIELD_EVERY = 64
 
 OnEvent = Callable[[str, dict[str, Any]], None]
-
-
-def preview_text(body: bytes, limit: int) -> tuple[str, str, bool]:
-    """(text, kind, truncated): the first ``limit`` bytes as UTF-8 text (kind ``text``), else as hex (``hex``)."""
-    head = body[:limit]
-    truncated = len(body) > limit
-    try:
-        return head.decode("utf-8"), "text", truncated
-    except UnicodeDecodeError as exc:
-        if truncated and exc.start >= len(head) - 3:  # a character cut at the limit
-            return head[: exc.start].decode("utf-8"), "text", truncated
-        return head.hex(" "), "hex", truncated
 
 
 class Tap:
@@ -68,6 +56,7 @@ class Tap:
         self.state = "starting"
         self.error: str | None = None
         self.count = 0
+        self.errors = 0  # messages whose handling failed (reported in ``error``; the tap goes on)
         self.created = time.time()
         self._on_event = on_event
         self._on_change = on_change
@@ -108,6 +97,7 @@ class Tap:
             "state": self.state,
             "error": self.error,
             "count": self.count,
+            "errors": self.errors,
             "created": self.created,
         }
 
@@ -123,7 +113,7 @@ class Tap:
         except pex.ChannelClosedByBroker as exc:
             error = BrokerError.from_pika(exc)
             self._setup_error = error
-            self.error = f"{error.code}: {error.message}"
+            self.error = error.summary()
             self.state = "error"
             self._setup_done.set()
             self._changed()
@@ -149,6 +139,21 @@ class Tap:
                 self._on_change(self)
 
     def _on_message(self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
+        """pika's callback: a message the tap cannot handle is reported on the tap (state ``error``, the reason,
+        ``errors`` counted), which goes on; an exception let out here would end the link's owner."""
+        try:
+            self._handle(method, properties, body)
+        except CONNECTION_LOST:
+            raise
+        except Exception as exc:
+            self.errors += 1
+            self.error = f"could not handle message {self.count}: {type(exc).__name__}: {exc}"[:500]
+            self.state = "error"
+            log.warning("tap %s on %r: %s", self.id, self.exchange, self.error)
+            log.debug("tap %s: handling failed", self.id, exc_info=exc)
+            self._changed()
+
+    def _handle(self, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         self.count += 1
         text, kind, truncated = preview_text(body, self._preview_bytes)
         props = from_pika(properties)

@@ -34,11 +34,11 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.connection import BrokerLink
+from rabbit.connection import CONNECTION_LOST, BrokerLink
 from rabbit.errors import BrokerError, BrokerUnavailable
 from rabbit.management import ManagementClient, ManagementUnavailable
-from rabbit.properties import json_safe
-from rabbit.tap import YIELD_EVERY, preview_text
+from rabbit.properties import json_safe, preview_text
+from rabbit.tap import YIELD_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,7 @@ class Firehose:
         self.queue: str | None = None
         self.count = 0
         self.skipped = 0
+        self.errors = 0  # trace copies whose handling failed (reported in ``error``; tracing goes on)
         self.error: str | None = None
 
     # ----------------------------------------------------------------- control
@@ -263,6 +264,7 @@ class Firehose:
             "queue": self.queue,
             "events": self.count,
             "skipped_own": self.skipped,
+            "errors": self.errors,
             "turned_on_by_lab": self.turned_on_by_lab,
             "error": self.error,
         }
@@ -335,6 +337,20 @@ class Firehose:
         self._changed()
 
     def _on_message(self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
+        """pika's callback: a trace copy that cannot be handled is reported (``error``, ``errors``), and tracing
+        goes on; an exception let out here would end the link's owner."""
+        try:
+            self._handle(method, properties, body)
+        except CONNECTION_LOST:
+            raise
+        except Exception as exc:
+            self.errors += 1
+            self.error = f"could not handle a trace copy: {type(exc).__name__}: {exc}"[:500]
+            log.warning("trace on %r: %s", self.vhost, self.error)
+            log.debug("trace: handling failed", exc_info=exc)
+            self._changed()
+
+    def _handle(self, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         event = parse_trace_message(method.routing_key, properties.headers, body, time.time())
         if event is None:
             return

@@ -250,6 +250,7 @@ class ApiRegistry:
                         "code": {"type": "string"},
                         "message": {"type": "string"},
                         "reply_code": {"type": "integer"},
+                        "hint": {"type": "string", "description": "one line of what to do"},
                     },
                 }
             },

@@ -1,4 +1,7 @@
-"""JSON errors for the API: ``{"error": {"code", "message", "reply_code"?}}`` with a fitting HTTP status."""
+"""JSON errors for the API: ``{"error": {"code", "message", "reply_code"?, "hint"?}}`` with a fitting HTTP status.
+
+A broker refusal's ``message`` is the broker's text without the code's name it repeats, and ``hint`` says in one
+line what to do (:func:`rabbit.errors.hint_for`)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ HTTP_STATUS_BY_CODE = {
     "PRECONDITION_FAILED": 409,
     "RESOURCE_LOCKED": 409,
     "BROKER_DOWN": 503,
+    "BROKER_BLOCKED": 503,
     "MANAGEMENT_UNAVAILABLE": 503,
     # The RPC area (lowercase, as its issue names them): no reply in time, and an error reply from the server.
     "timeout": 504,

@@ -20,7 +20,7 @@ def health() -> dict[str, Any]:
     lab = current_lab()
     broker = lab.broker_status()
     return {
-        "status": "ok" if broker["connected"] else "degraded",
+        "status": "ok" if broker["connected"] and not broker["blocked"] else "degraded",
         "broker": broker,
         "management": lab.management.available(),
     }

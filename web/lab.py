@@ -27,12 +27,20 @@ class Lab:
     # Services of each area (topology, traffic, rpc), by name, and what to run when the app stops.
     services: dict[str, Any] = field(default_factory=dict)
     shutdown_hooks: list[Callable[[], None]] = field(default_factory=list)
+    # Connections that publish (the publisher's link...): each says why the broker blocks it, or None.
+    blocked_sources: list[Callable[[], str | None]] = field(default_factory=list)
 
     def broker_status(self) -> dict[str, Any]:
         """The public ``broker`` object of health and ``broker_status`` (no secrets in it)."""
         status = self.link.status
-        keys = ("connected", "state", "url", "server_version", "error", "attempts", "since")
-        return {key: status.get(key) for key in keys}
+        keys = ("connected", "state", "url", "server_version", "error", "attempts", "since", "retry_at")
+        broker = {key: status.get(key) for key in keys}
+        broker["blocked"] = status.get("blocked") or next((b for b in (f() for f in self.blocked_sources) if b), None)
+        return broker
+
+    def broadcast_broker_status(self, _status: dict[str, Any] | None = None) -> None:
+        """Send ``broker_status`` to every browser (a connection's status changed: down, up, blocked...)."""
+        self.hub.broadcast("broker_status", self.broker_status())
 
     def secrets(self) -> list[str]:
         return [s for s in (url_password(self.settings.amqp_url), url_password(self.settings.management_url)) if s]

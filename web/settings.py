@@ -34,6 +34,8 @@ class Settings:
     # Wrong tokens from one address before each further try waits 1, 2, 4 ... up to token_backoff_max_s.
     token_failures_allowed: int = 5
     token_backoff_max_s: float = 60.0
+    # DEBUG, INFO, WARNING...: DEBUG also shows every failed connection attempt with pika's own lines and tracebacks.
+    log_level: str = "INFO"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

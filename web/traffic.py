@@ -87,7 +87,14 @@ class TrafficService:
         self.max_body = _limit(lab, "publish_max_body", DEFAULT_MAX_BODY)
         self.max_count = _limit(lab, "publish_max_count", DEFAULT_MAX_COUNT)
         self.max_burst_bytes = _limit(lab, "publish_max_burst_bytes", DEFAULT_MAX_BURST_BYTES)
-        self.publisher = Publisher(lab.settings.amqp_url, lab.hub.sink, timeout=lab.settings.broker_timeout_s)
+        self.publisher = Publisher(
+            lab.settings.amqp_url,
+            lab.hub.sink,
+            timeout=lab.settings.broker_timeout_s,
+            on_status=self._on_publisher_status,
+        )
+        self._publisher_blocked: str | None = None
+        lab.blocked_sources.append(lambda: self.publisher.blocked)
         self.consumers: dict[str, Consumer] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -107,6 +114,14 @@ class TrafficService:
         for consumer in consumers:
             consumer.stop()
         self.publisher.stop()
+
+    def _on_publisher_status(self, status: dict[str, Any]) -> None:
+        """connection.blocked / unblocked on the publisher's link: tell the browsers (health and the status pill
+        say why publishes are refused); its other changes are the main link's to report."""
+        blocked = status.get("blocked")
+        if blocked != self._publisher_blocked:
+            self._publisher_blocked = blocked
+            self.lab.broadcast_broker_status()
 
     # ------------------------------------------------------------------ publish
     def predict(self, exchange: str, routing_key: str, headers: dict[str, Any] | None) -> list[str] | None:
@@ -338,7 +353,11 @@ def service() -> TrafficService:
     "POST",
     summary="Publish a message (or a burst) with properties, confirmed by the broker",
     body=PublishIn,
-    responses={200: "Confirmed (see routed / returned)", 404: "No such exchange"},
+    responses={
+        200: "Confirmed (see routed / returned)",
+        404: "No such exchange",
+        503: "The broker is unreachable, or blocks publishers (a memory or disk alarm: BROKER_BLOCKED)",
+    },
 )
 def publish(body: PublishIn) -> dict[str, Any]:
     return service().publish(body)

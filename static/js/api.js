@@ -25,3 +25,14 @@ export async function api(method, path, body) {
   }
   return data;
 }
+
+/** One line for an API error: the broker's reply code and name once, its text, then what to do
+ *  ("404 NOT_FOUND: no exchange 'x' in vhost '/'. Declare the exchange first, or check its name."). */
+export function errorText(error) {
+  if (!error) return "";
+  const details = error.details || {};
+  const code = details.reply_code ? `${details.reply_code} ${error.code}` : error.code;
+  const head = code ? `${code}: ${error.message}` : error.message || String(error);
+  if (!details.hint) return head;
+  return `${head}. ${details.hint[0].toUpperCase()}${details.hint.slice(1)}.`;
+}

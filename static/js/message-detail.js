@@ -47,7 +47,9 @@ function bodyView(body) {
     tabs.append(el("button", { type: "button", onclick: () => show(index) }, name));
   }
   show(0);
-  const note = `${size(body.size)} · ${body.kind}${body.truncated ? " · preview truncated" : ""}`;
+  // body.note: why a JSON-looking body is shown as text (nested too deep, too long once indented) or as hex.
+  const note = `${size(body.size)} · ${body.kind}${body.truncated ? " · preview truncated" : ""}` +
+    (body.note ? ` · ${body.note}` : "");
   return el("div", {}, el("div", { class: "body-bar" }, tabs, el("span", { class: "muted mono" }, note)), pre);
 }
 

@@ -2,7 +2,7 @@
 // inspector of every application's RPC seen in the trace. Everything from the broker goes in as text.
 import { $, el, formatTime, setText } from "./dom.js";
 import { on } from "./socket.js";
-import { api } from "./api.js";
+import { api, errorText } from "./api.js";
 
 const MAX_ROWS = 200;
 const MAX_INSPECT_ROWS = 100;
@@ -12,7 +12,7 @@ const call = (path, { method = "GET", body } = {}) => api(method, path, body);
 
 function showError(node, error) {
   node.hidden = !error;
-  node.textContent = error ? (error.code ? `${error.code}: ${error.message}` : error.message) : "";
+  node.textContent = error ? errorText(error) : "";
 }
 
 function ms(value) {

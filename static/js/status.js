@@ -14,30 +14,33 @@ const HISTORY_LIMIT = 50;
 let lastBroker = null;
 let lastHistoryKey = null;
 
-function showState(state) {
+function showState(state, blocked) {
   const pill = $("#broker-status");
-  pill.dataset.state = state;
-  setText(pill.querySelector(".status-text"), LABELS[state] || state);
+  // A memory or disk alarm: connected, but publishes are refused ("the broker is blocking publishers: ...").
+  pill.dataset.state = state === "connected" && blocked ? "blocked" : state;
+  setText(pill.querySelector(".status-text"), state === "connected" && blocked ? blocked : LABELS[state] || state);
 }
 
 function render(broker) {
   lastBroker = broker;
-  showState(broker.state);
+  showState(broker.state, broker.blocked);
   setText("#broker-url", broker.url);
   setText("#broker-version", broker.server_version || "—");
   const stateCell = $("#broker-state");
   stateCell.className = `state-${broker.state}`;
   setText(stateCell, broker.state);
   const error = $("#broker-error");
-  error.hidden = !broker.error;
-  setText(error, broker.error ? `Last error: ${broker.error}` : "");
+  error.hidden = !broker.error && !broker.blocked;
+  const retry = broker.retry_at && !broker.connected ? `; next retry at ${formatTime(broker.retry_at)}` : "";
+  setText(error, broker.error ? `Last error: ${broker.error}${retry}` : broker.blocked || "");
   // The same status comes both from /api/health and from the live link's greeting: one history line each.
-  const key = `${broker.state}|${broker.since}|${broker.error || ""}`;
+  const key = `${broker.state}|${broker.since}|${broker.error || ""}|${broker.blocked || ""}`;
   if (key === lastHistoryKey) return;
   lastHistoryKey = key;
   const history = $("#status-history");
+  const why = broker.error || broker.blocked;
   history.prepend(el("li", { class: `state-${broker.state}` }, `${formatTime(broker.since)} ${broker.state}`,
-    broker.error ? ` — ${broker.error}` : ""));
+    why ? ` — ${why}` : ""));
   while (history.children.length > HISTORY_LIMIT) history.lastElementChild.remove();
 }
 
@@ -57,7 +60,7 @@ export function init() {
   onLinkChange((link) => {
     setText("#socket-state", link === "online" ? "live (websocket)" : "disconnected, retrying…");
     if (link === "offline") showState("offline");
-    else if (lastBroker) showState(lastBroker.state);
+    else if (lastBroker) showState(lastBroker.state, lastBroker.blocked);
   });
   refreshHealth();
   setInterval(refreshHealth, 15000);

@@ -3,7 +3,7 @@
 import { $, el, setText } from "./dom.js";
 import { on, onLinkChange } from "./socket.js";
 import { initExplainer } from "./explainer.js";
-import { api } from "./api.js";
+import { api, errorText } from "./api.js";
 import { exchangeLabel, plural } from "./format.js";
 import { confirmAction, confirmOpen, updateConfirm } from "./confirm.js";
 
@@ -32,7 +32,7 @@ function argsText(args) {
 
 function showError(node, error) {
   node.hidden = !error;
-  node.textContent = error ? (error.message || String(error)) : "";
+  node.textContent = error ? errorText(error) : "";
 }
 
 function busy(button, on) {

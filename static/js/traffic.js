@@ -3,7 +3,7 @@ import { $, el } from "./dom.js";
 import { on } from "./socket.js";
 import { Feed } from "./feed.js";
 import { renderDetail } from "./message-detail.js";
-import { api } from "./api.js";
+import { api, errorText } from "./api.js";
 
 const TEXT_PROPS = ["content_type", "content_encoding", "correlation_id", "reply_to", "expiration", "message_id",
   "type", "user_id", "app_id"];
@@ -134,7 +134,7 @@ function setupPublish(section, feed) {
       }
     } catch (error) {
       result.className = "publish-result error-text";
-      result.replaceChildren(`${error.code ? error.code + ": " : ""}${error.message}`);
+      result.replaceChildren(errorText(error));
       burst.hidden = true;
       if (error.details?.reply_code) feed.add("published", refusedEvent(request, error));
     } finally {
@@ -237,7 +237,7 @@ function setupConsumers(section, feedActions, feed) {
       render();
       showError("");
     } catch (err) {
-      showError(`${err.code ? err.code + ": " : ""}${err.message}`);
+      showError(errorText(err));
     }
   });
   api("GET", "/api/consumers").then((listing) => {

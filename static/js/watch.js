@@ -3,7 +3,7 @@
 // Everything from the broker goes in as text.
 import { $, el, setText } from "./dom.js";
 import { droppedCount, on, onDropped, onLinkChange } from "./socket.js";
-import { api } from "./api.js";
+import { api, errorText } from "./api.js";
 import { clock, exchangeShort, size } from "./format.js";
 
 const CAP = 200; // rows kept in each feed
@@ -215,7 +215,7 @@ function setupTaps(section) {
       const tap = await api("POST", "/api/taps", body);
       say(`Tapping ${tap.exchange} (queue ${tap.queue}).`, "ok");
     } catch (error) {
-      say(error.message, "error");
+      say(errorText(error), "error");
     } finally {
       button.disabled = false;
     }

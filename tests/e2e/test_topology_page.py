@@ -115,7 +115,12 @@ def test_broker_errors_show_near_the_form_and_the_page_keeps_working(shared_lab,
     submit(form)
     error = form.locator(".form-error")
     error.wait_for(state="visible")
-    assert "PRECONDITION_FAILED - inequivalent arg 'type'" in error.inner_text()
+    text = error.inner_text()
+    assert text.startswith("406 PRECONDITION_FAILED: inequivalent arg 'type'"), text  # the code once, with its number
+    assert (
+        "The exchange exists with other flags or arguments: "
+        "re-declare with the same flags, or delete the exchange first." in text
+    )
 
     form.locator("#exchange-name").fill("amq.not-allowed")
     submit(form)

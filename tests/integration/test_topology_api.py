@@ -274,7 +274,8 @@ def test_deleting_an_unknown_exchange_is_404(shared_lab, unique):
     assert error == {
         "code": "NOT_FOUND",
         "reply_code": 404,
-        "message": f"NOT_FOUND - no exchange '{unique('never')}' in vhost '/'",
+        "message": f"no exchange '{unique('never')}' in vhost '/'",
+        "hint": "declare the exchange first, or check its name",
     }
     assert_next_request_works(shared_lab, unique)
 
@@ -418,7 +419,8 @@ def test_unknown_queue_is_404_for_delete_and_purge(shared_lab, unique, method, s
     assert error_of(response) == {
         "code": "NOT_FOUND",
         "reply_code": 404,
-        "message": f"NOT_FOUND - no queue '{unique('missing')}' in vhost '/'",
+        "message": f"no queue '{unique('missing')}' in vhost '/'",
+        "hint": "declare the queue first, or check its name",
     }
     assert_next_request_works(shared_lab, unique)
 
@@ -506,7 +508,8 @@ def test_binding_to_or_from_the_default_exchange_is_403(shared_lab, made, unique
     assert error_of(response) == {
         "code": "ACCESS_REFUSED",
         "reply_code": 403,
-        "message": "ACCESS_REFUSED - operation not permitted on the default exchange",
+        "message": "operation not permitted on the default exchange",
+        "hint": "the default exchange cannot be bound, unbound or deleted: use a named exchange",
     }
     assert_next_request_works(shared_lab, unique)
     made.exchange(unique("x"), "direct")

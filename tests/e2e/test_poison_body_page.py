@@ -1,0 +1,41 @@
+"""A body of deeply nested JSON (issue 15 item 2) through the page: published once, delivered, its consumer goes
+on, and the detail says why the body shows as text."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.test_traffic_page import open_traffic, start_consumer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.broker]
+
+NESTED = "[" * 2000 + "]" * 2000
+
+
+def test_a_deeply_nested_body_is_delivered_and_the_detail_says_why_it_is_text(shared_lab, page, unique):
+    queue = unique("nested")
+    assert shared_lab.post("/api/queues", {"name": queue}).status_code == 201
+    try:
+        panel = open_traffic(page, shared_lab)
+        start_consumer(panel, queue)
+        form = panel.locator("#publish-form")
+        form.get_by_label("Routing key", exact=True).fill(queue)
+        form.get_by_label("Body", exact=True).fill(NESTED)
+        form.get_by_role("button", name="Publish").click()
+        row = panel.locator("#feed-rows tr[data-kind='delivery']").first
+        row.wait_for(timeout=10000)
+        row.focus()
+        page.keyboard.press("Enter")
+        detail = panel.locator("#message-detail")
+        detail.wait_for(state="visible")
+        assert "JSON nested deeper than 64 levels: shown as text" in detail.locator(".body-bar").inner_text()
+        assert detail.locator(".body-pre").last.inner_text() == NESTED
+        badge = panel.locator(f"#consumer-list li:has(.consumer-queue:text-is('{queue}')) .state-badge")
+        assert badge.inner_text().strip().lower() == "consuming"
+        assert "error" not in panel.locator("#publish-result").get_attribute("class")
+        assert page.js_errors == []
+    finally:
+        for consumer in shared_lab.get("/api/consumers").json():
+            if consumer["queue"] == queue:
+                shared_lab.delete(f"/api/consumers/{consumer['id']}")
+        shared_lab.delete(f"/api/queues/{queue}")
