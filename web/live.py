@@ -138,8 +138,9 @@ class LiveHub:
             log.exception("emit of %s failed", event)
 
     def send_to(self, sid: str, event: str, payload: Any) -> None:
-        sorted_clients = self._triage([sid])
-        if sorted_clients is not None and sid in sorted_clients.drop:
+        """Send one client its state (on connect): one snapshot per area, so a bounded amount, never checked
+        against the backlog bound (a big topology alone may pass it; the next broadcast checks again)."""
+        if sid in self._dropped:
             return
         self.socketio.emit(event, payload, to=sid)
 
@@ -158,7 +159,7 @@ class LiveHub:
                 log.exception("disconnect hook failed")
 
     # ----------------------------------------------------------------- the backlog bound
-    def _backlogs(self, only: list[str] | None = None) -> dict[str, tuple[int, int]] | None:
+    def _backlogs(self) -> dict[str, tuple[int, int]] | None:
         """``sid -> (packets, bytes)`` waiting in each client's Engine.IO queue; None when it cannot be seen."""
         try:
             server = self.socketio.server
@@ -168,8 +169,6 @@ class LiveHub:
             sockets = server.eio.sockets
             out: dict[str, tuple[int, int]] = {}
             for sid, eio_sid in list(participants.items()):
-                if only is not None and sid not in only:
-                    continue
                 socket = sockets.get(eio_sid)
                 if socket is None:
                     out[sid] = (0, 0)
@@ -181,8 +180,8 @@ class LiveHub:
         except AttributeError:
             return None
 
-    def _triage(self, only: list[str] | None = None) -> Triage | None:
-        backlogs = self._backlogs(only)
+    def _triage(self) -> Triage | None:
+        backlogs = self._backlogs()
         if backlogs is None:
             return None
         sorted_clients = triage(
