@@ -97,6 +97,8 @@ def reply_problem(text: str) -> str | None:
 
 
 def _looks_like_float(text: str) -> bool:
+    if not text.isascii():  # float() also takes other scripts' digits; a server's floats are ASCII
+        return False
     try:
         float(text)
     except ValueError:
