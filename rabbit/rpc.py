@@ -772,6 +772,7 @@ class RpcClient:
             reason = f"time limit: it ran {burst.max_s:g} s, the most a burst may (RABBITLENS_RPC_BURST_MAX_S)"
             burst.timer = self._conn.ioloop.call_later(burst.max_s, lambda: self._burst_cancel(burst, reason))
         self._burst_fill(burst)
+        self._burst_report(burst)  # at once: the page learns the burst's id (to cancel it) before any reply
 
     def _burst_fill(self, burst: _Burst) -> None:
         while burst.sent - burst.finished < burst.concurrency and burst.sent < burst.calls:
