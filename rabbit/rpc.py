@@ -33,6 +33,7 @@ import pika
 from rabbit.connection import connection_parameters
 from rabbit.correlation import ANSWERED, PendingCalls
 from rabbit.errors import BrokerUnavailable, LabError
+from rabbit.fib import fib
 from rabbit.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ BURST_PROGRESS_INTERVAL_S = 0.1
 BURST_MAX_PROBLEM_EVENTS = 200
 DEFAULT_BURST_MAX_S = 600.0
 NOT_AN_INTEGER = "not an exact integer: the server used floating point"
+FIRST_ROUNDED_FIB_N = 79  # fib(79) > 2**53: from here on a double cannot hold fib(n) exactly
+LARGEST_DOUBLE_FIB_N = 1476  # fib(1477) overflows a double (Infinity)
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -81,15 +84,24 @@ def expiration_for(timeout_s: float) -> str:
     return str(max(1, math.ceil(timeout_s * 1000)))
 
 
-def reply_problem(text: str) -> str | None:
+def reply_problem(text: str, n: int | None = None) -> str | None:
     """Why a reply body is not a fib result (an exact decimal integer), or None when it is one.
 
     A tutorial server written with floating point (the Node one) answers fib(1000) as ``4.346655768693743e+208``
-    and fib(1500) as ``Infinity``: those are flagged, never shown as the result.
+    and fib(1500) as ``Infinity``: those are flagged, never shown as the result. Below fib(1477) (the largest a
+    double holds) an integer-looking reply is also checked against the exact value when ``n`` is known: doubles
+    round from fib(79) up, so Node's fib(80) reads ``23416728348467684`` (exact: ...685).
     """
     stripped = text.strip()
     if stripped.isascii() and stripped.lstrip("-").isdigit():
-        return None
+        if n is None or not 0 <= n <= LARGEST_DOUBLE_FIB_N:
+            return None
+        exact = str(fib(n))
+        if stripped == exact:
+            return None
+        if n >= FIRST_ROUNDED_FIB_N:
+            return NOT_AN_INTEGER
+        return f"wrong reply: fib({n}) is {exact}"
     lowered = stripped.lower()
     if lowered.lstrip("+-") in ("infinity", "inf", "nan") or _looks_like_float(lowered):
         return NOT_AN_INTEGER
@@ -666,7 +678,7 @@ class RpcClient:
             if request.report:
                 self._emit("rpc_error", self._event_of(result))
         else:
-            problem = reply_problem(text)
+            problem = reply_problem(text, request.n)
             result = {
                 "correlation_id": request.correlation_id,
                 "n": request.n,

@@ -96,3 +96,24 @@ def test_other_replies_are_flagged_too(text):
 @pytest.mark.parametrize(("timeout_s", "expected"), [(5, "5000"), (1.5, "1500"), (0.0001, "1"), (0.3, "300")])
 def test_expiration_is_the_timeout_in_whole_milliseconds(timeout_s, expected):
     assert expiration_for(timeout_s) == expected
+
+
+def test_rounded_integers_from_doubles_are_flagged_when_n_is_known():
+    """Node prints fib(80) from a double as 23416728348467684 (exact 23416728348467685): not a result."""
+    assert reply_problem("23416728348467685", 80) is None
+    assert reply_problem("23416728348467684", 80) == NOT_AN_INTEGER
+    assert reply_problem("23416728348467684") is None  # without n there is nothing to compare with
+    assert reply_problem("56", 10) == "wrong reply: fib(10) is 55"
+    assert reply_problem("1" * 5000, 100_000) is None  # beyond what a double holds: not recomputed
+
+
+def test_every_fib_a_double_holds_exactly_passes():
+    from rabbit.fib import fib
+
+    a, b = 0.0, 1.0
+    for n in range(1477):
+        exact = fib(n)
+        assert reply_problem(str(exact), n) is None
+        if n < 79:
+            assert int(a) == exact  # doubles are exact below fib(79), as the check assumes
+        a, b = b, a + b
