@@ -88,8 +88,10 @@ class ServerPool:
         workdir: str | os.PathLike[str] | None = None,
         python: str = sys.executable,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        max_servers: int = MAX_SERVERS,
     ) -> None:
         self.amqp_url = amqp_url
+        self.max_servers = max_servers
         self.python = python
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="rabbitlens-fib-"))
@@ -113,8 +115,12 @@ class ServerPool:
         """Start ``count`` servers and wait until each consumes (or ``wait_s`` passes); their stats."""
         with self._lock:
             alive = sum(1 for s in self._servers.values() if s.process.poll() is None)
-            if alive + count > MAX_SERVERS:
-                raise LabError(f"at most {MAX_SERVERS} servers at once ({alive} running)", code="INVALID")
+            if alive + count > self.max_servers:  # checked and spawned under one lock: concurrent starts cannot race
+                raise LabError(
+                    f"at most {self.max_servers} servers at once ({alive} running; RABBITLENS_RPC_MAX_SERVERS)",
+                    code="INVALID",
+                    details={"limit": self.max_servers},
+                )
             started = [self._spawn(queue, prefetch, work_ms, max_n, ack_delay_ms) for _ in range(count)]
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:

@@ -101,7 +101,9 @@ class RpcService:
         self.lab = lab
         self.timeline: deque[tuple[str, dict[str, Any]]] = deque(maxlen=200)
         self.client = RpcClient(lab.settings.amqp_url, on_event=self._on_client_event, name="rabbitlens-rpc")
-        self.servers = ServerPool(lab.settings.amqp_url, on_event=lab.hub.broadcast)
+        self.servers = ServerPool(
+            lab.settings.amqp_url, on_event=lab.hub.broadcast, max_servers=lab.settings.rpc_max_servers
+        )
         self.inspector = RpcInspector()
         self._inspector_lock = threading.Lock()
         self.burst_slots = Slots(

@@ -30,6 +30,7 @@ class Settings:
     # Confirmed publish bursts at once (each holds up to 16 MiB of bodies in flight).
     publish_max_bursts: int = 4
     rpc_max_bursts: int = 4
+    rpc_max_servers: int = 8
     # The longest an RPC burst may run before it is cancelled (its calls in flight are dropped).
     rpc_burst_max_s: float = 600.0
     # Socket.IO packets waiting for one client beyond which it is disconnected (a tab that stopped reading).

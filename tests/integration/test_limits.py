@@ -78,3 +78,12 @@ def test_concurrent_fib_server_starts_never_exceed_the_limit(lab_factory, broker
     assert len(servers) == 6
     for server in servers:
         lab.delete(f"/api/rpc/servers/{server['id']}?kill=1")
+
+
+def test_the_fib_server_limit_is_a_setting(lab_factory, broker_url, amqp, unique):
+    queue = declare_queue(amqp, unique("limit-servers-setting"))
+    lab = lab_factory(broker_url, RABBITLENS_RPC_MAX_SERVERS="2").wait_broker_connected()
+    answers = post_all(lab.base_url + "/api/rpc/servers", [{"count": 1, "queue": queue}] * 4)
+    assert Counter(r.status_code for r in answers) == {201: 2, 400: 2}
+    refused = next(r for r in answers if r.status_code == 400).json()["error"]
+    assert "RABBITLENS_RPC_MAX_SERVERS" in refused["message"] and refused["limit"] == 2
