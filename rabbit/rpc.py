@@ -409,6 +409,7 @@ class RpcClient:
         finally:
             self._running.pop(burst.burst_id, None)
         if burst.failure is not None:
+            burst.failure.details.setdefault("burst_id", burst.burst_id)
             raise burst.failure
         return burst.summary()
 

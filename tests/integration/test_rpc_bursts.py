@@ -178,7 +178,9 @@ def test_a_running_burst_is_listed_and_cancelled_by_delete(shared_lab, serve):
         )
     )
     listed = wait_until(
-        lambda: [b for b in shared_lab.get("/api/rpc/bursts").json()["bursts"] if b["queue"] == queue],
+        lambda: [
+            b for b in shared_lab.get("/api/rpc/bursts").json()["bursts"] if b["queue"] == queue and b["in_flight"]
+        ],
         message="the burst in GET /api/rpc/bursts",
     )
     running = listed[0]
@@ -219,6 +221,13 @@ def test_a_burst_ends_when_the_page_that_started_it_goes(shared_lab, serve):
     answer = burst.result(timeout=10)
     assert answer.status_code == 200, answer.text
     assert "page that started it went away" in answer.json()["cancelled"]
+
+
+def test_a_burst_nobody_serves_says_so_with_its_id(shared_lab, unique):
+    answer = shared_lab.post("/api/rpc/burst", {"n": 1, "calls": 3, "queue": unique("rpc-nobody")})
+    assert answer.status_code == 504
+    error = answer.json()["error"]
+    assert error["code"] == "timeout" and error["burst_id"].startswith("b")
 
 
 def test_a_burst_with_an_unknown_sid_is_refused(shared_lab):
