@@ -173,9 +173,12 @@ class LiveHub:
                 if socket is None:
                     out[sid] = (0, 0)
                     continue
-                waiting = list(getattr(socket.queue, "queue", ()))
-                size = sum(len(p.data) for p in waiting if p is not None and isinstance(p.data, str | bytes))
-                out[sid] = (len(waiting), size)
+                packets = socket.queue.qsize()
+                size = 0
+                if packets:  # usually 0: a client that keeps up costs one qsize() per emit
+                    waiting = list(getattr(socket.queue, "queue", ()))
+                    size = sum(len(p.data) for p in waiting if p is not None and isinstance(p.data, str | bytes))
+                out[sid] = (packets, size)
             return out
         except AttributeError:
             return None
