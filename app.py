@@ -48,7 +48,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         serializer=TextOnlyPacket,
         cors_allowed_origins=socketio_origin_check(HostPolicy(settings)),
     )
-    hub = LiveHub(socketio)
+    hub = LiveHub(
+        socketio,
+        client_max_backlog=settings.client_max_backlog,
+        client_max_backlog_bytes=settings.client_max_backlog_bytes,
+    )
 
     def on_status(status: dict[str, Any]) -> None:
         lab = app.extensions.get(EXTENSION_KEY)
@@ -78,7 +82,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         if not authorized:
             raise ConnectionRefusedError("unauthorized: this lab needs its access token")
         hub.send_to(request.sid, "broker_status", lab.broker_status())
-        hub.client_connected(request.sid)
+        hub.client_connected(request.sid, auth)
+
+    @socketio.on("disconnect")
+    def on_disconnect(*_reason: Any) -> None:
+        hub.client_disconnected(request.sid)
 
     link.start()
     return app

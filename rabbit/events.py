@@ -229,3 +229,30 @@ class ViewLedger:
             for key, sids in groups.items():
                 emits.append(Emit("batch", {"events": items, "dropped": dict(key), "totals": flush.totals}, sids))
         return emits
+
+
+@dataclass
+class Triage:
+    """Where each client stands before an emit, from what waits in its send queue."""
+
+    ready: list[str]
+    lagging: list[str]  # skipped by the high-rate feed (its events count as dropped for it)
+    drop: list[str]  # past the hard bound: disconnect it (a tab that stopped reading)
+
+
+def triage(backlogs: dict[str, tuple[int, int]], *, skip_packets: int, drop_packets: int, drop_bytes: int) -> Triage:
+    """Sort clients by their backlog ``(packets, bytes)`` waiting to be written to them.
+
+    Past ``skip_packets`` a client misses high-rate events (counted, told later); past ``drop_packets`` or
+    ``drop_bytes`` it is dropped, whatever the event: low-rate broadcasts (topology, consumers, progress) would
+    otherwise pile up for a client that never reads, without bound.
+    """
+    out = Triage([], [], [])
+    for sid, (packets, size) in backlogs.items():
+        if packets > drop_packets or size > drop_bytes:
+            out.drop.append(sid)
+        elif packets > skip_packets:
+            out.lagging.append(sid)
+        else:
+            out.ready.append(sid)
+    return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -32,6 +33,7 @@ import pika
 from rabbit.connection import connection_parameters, describe_error
 from rabbit.correlation import ANSWERED, PendingCalls
 from rabbit.errors import BrokerUnavailable, LabError
+from rabbit.fib import fib
 from rabbit.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ EVENT_TEXT_LIMIT = 120  # characters of a reply body put into an event (fib(1000
 BURST_REPORT_INTERVAL_S = 0.05  # at most ~20 sampled round trips per second of a burst go to the events
 BURST_PROGRESS_INTERVAL_S = 0.1
 BURST_MAX_PROBLEM_EVENTS = 200
+DEFAULT_BURST_MAX_S = 600.0
+NOT_AN_INTEGER = "not an exact integer: the server used floating point"
+FIRST_ROUNDED_FIB_N = 79  # fib(79) > 2**53: from here on a double cannot hold fib(n) exactly
+LARGEST_DOUBLE_FIB_N = 1476  # fib(1477) overflows a double (Infinity)
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -73,6 +79,45 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def expiration_for(timeout_s: float) -> str:
+    """The AMQP ``expiration`` (whole milliseconds, as text) of a request that nobody waits for after ``timeout_s``."""
+    return str(max(1, math.ceil(timeout_s * 1000)))
+
+
+def reply_problem(text: str, n: int | None = None) -> str | None:
+    """Why a reply body is not a fib result (an exact decimal integer), or None when it is one.
+
+    A tutorial server written with floating point (the Node one) answers fib(1000) as ``4.346655768693743e+208``
+    and fib(1500) as ``Infinity``: those are flagged, never shown as the result. Below fib(1477) (the largest a
+    double holds) an integer-looking reply is also checked against the exact value when ``n`` is known: doubles
+    round from fib(79) up, so Node's fib(80) reads ``23416728348467684`` (exact: ...685).
+    """
+    stripped = text.strip()
+    if stripped.isascii() and stripped.lstrip("-").isdigit():
+        if n is None or not 0 <= n <= LARGEST_DOUBLE_FIB_N:
+            return None
+        exact = str(fib(n))
+        if stripped == exact:
+            return None
+        if n >= FIRST_ROUNDED_FIB_N:
+            return NOT_AN_INTEGER
+        return f"wrong reply: fib({n}) is {exact}"
+    lowered = stripped.lower()
+    if lowered.lstrip("+-") in ("infinity", "inf", "nan") or _looks_like_float(lowered):
+        return NOT_AN_INTEGER
+    return "not an exact integer: the reply is not a decimal number"
+
+
+def _looks_like_float(text: str) -> bool:
+    if not text.isascii():  # float() also takes other scripts' digits; a server's floats are ASCII
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def decode_header(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
@@ -90,6 +135,8 @@ class _Call:
     report: bool = True
     consumers: int | None = None
     correlation_id: str | None = None
+    # The request's AMQP expiration (ms as text): the broker drops it unread once nobody waits for the reply.
+    expiration: str | None = None
 
 
 @dataclass
@@ -102,7 +149,15 @@ class _Burst:
     timeout_s: float
     burst_id: str
     on_progress: Callable[[dict[str, Any]], None] | None
+    max_s: float = DEFAULT_BURST_MAX_S
+    expire: bool = True
     done: threading.Event = field(default_factory=threading.Event)
+    in_flight: dict[int, _Call] = field(default_factory=dict)  # by id() of the request
+    cancelled: str | None = None  # why the burst was cancelled (time limit, its page went, a DELETE)
+    cancelled_calls: int = 0
+    not_integer: int = 0
+    created: float = field(default_factory=time.time)
+    timer: Any = None
     sent: int = 0
     finished: int = 0
     ok: int = 0
@@ -129,9 +184,25 @@ class _Burst:
             "ok": self.ok,
             "errors": self.errors,
             "timeouts": self.timeouts,
-            "in_flight": self.sent - self.finished,
-            "elapsed_s": round(elapsed, 3),
-            "calls_per_s": round(self.finished / elapsed, 1) if elapsed > 0 else 0.0,
+            "not_integer": self.not_integer,
+            "in_flight": len(self.in_flight),
+            "elapsed_s": round(elapsed, 3) if self.started else 0.0,
+            "calls_per_s": round(self.finished / elapsed, 1) if self.started and elapsed > 0 else 0.0,
+            "cancelled": self.cancelled,
+            "cancelled_calls": self.cancelled_calls,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /api/rpc/bursts`` lists of a running burst."""
+        return {
+            **self.progress(),
+            "queue": self.queue,
+            "reply_mode": self.reply_mode,
+            "concurrency": self.concurrency,
+            "timeout_s": self.timeout_s,
+            "max_s": self.max_s,
+            "expire": self.expire,
+            "started_at": self.created,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -189,6 +260,7 @@ class RpcClient:
         self._timer: Any = None
         self._timer_at: float | None = None
         self._burst_seq = 0
+        self._running: dict[str, _Burst] = {}
         self._was_ready = False
         self.orphans = 0
         self._status: dict[str, Any] = {
@@ -236,10 +308,14 @@ class RpcClient:
         timeout_s: float = 5.0,
         reply_mode: str = CALLBACK_QUEUE,
         check_consumers: bool = True,
+        expire: bool = True,
     ) -> dict[str, Any]:
-        """One call; returns ``{"correlation_id","n","result","latency_ms","reply_mode","server"}``.
+        """One call; returns ``{"correlation_id","n","result","latency_ms","reply_mode","server","expiration",
+        "not_integer"}`` (``result`` is None and ``reply`` holds the body when the reply is not an exact integer).
 
-        Raises :class:`RpcTimeout` (also at once, when ``check_consumers`` finds nobody consuming ``queue``),
+        ``expire``: the request carries ``expiration`` = ``timeout_s``, so a server never works on it after the
+        caller stopped waiting. Raises :class:`RpcTimeout` (also at once, when ``check_consumers`` finds nobody
+        consuming ``queue``),
         :class:`RpcServerError` or :class:`BrokerUnavailable`.
         """
         if reply_mode not in REPLY_MODES:
@@ -256,6 +332,7 @@ class RpcClient:
             done.set()
 
         request = _Call(body, n, queue, reply_mode, timeout_s, on_done)
+        request.expiration = expiration_for(timeout_s) if expire else None
         if check_consumers:
             self._hand_over(lambda: self._probe(queue, lambda count, error: self._after_probe(request, count, error)))
         else:
@@ -294,10 +371,14 @@ class RpcClient:
         reply_mode: str = CALLBACK_QUEUE,
         timeout_s: float = 5.0,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
+        burst_id: str | None = None,
+        max_s: float = DEFAULT_BURST_MAX_S,
+        expire: bool = True,
     ) -> dict[str, Any]:
         """Send ``calls`` requests (cycling through ``ns``) with at most ``concurrency`` in flight; the summary.
 
-        Raises :class:`RpcTimeout` at once if nobody consumes ``queue``.
+        The burst ends after ``max_s`` seconds at most (what is left is cancelled, ``cancelled`` says why), or
+        earlier by :meth:`cancel_burst`. Raises :class:`RpcTimeout` at once if nobody consumes ``queue``.
         """
         if not ns:
             raise LabError("ns must not be empty", code="INVALID")
@@ -307,7 +388,6 @@ class RpcClient:
             while True:
                 yield from ns
 
-        self._burst_seq += 1
         burst = _Burst(
             cycle(),
             total,
@@ -315,16 +395,44 @@ class RpcClient:
             queue,
             reply_mode,
             timeout_s,
-            f"b{self._burst_seq}-{int(time.time() * 1000) % 10**8}",
+            burst_id or self.new_burst_id(),
             on_progress,
+            max_s=max_s,
+            expire=expire,
         )
-        self._hand_over(lambda: self._probe(queue, lambda count, error: self._burst_begin(burst, count, error)))
-        longest = timeout_s * (total / burst.concurrency + 1) + 30.0
-        if not burst.done.wait(longest):
-            raise BrokerUnavailable("the burst did not finish")
+        self._running[burst.burst_id] = burst
+        try:
+            self._hand_over(lambda: self._probe(queue, lambda count, error: self._burst_begin(burst, count, error)))
+            longest = min(timeout_s * (total / burst.concurrency + 1), max_s + timeout_s) + 30.0
+            if not burst.done.wait(longest):
+                raise BrokerUnavailable("the burst did not finish")
+        finally:
+            self._running.pop(burst.burst_id, None)
         if burst.failure is not None:
+            burst.failure.details.setdefault("burst_id", burst.burst_id)
             raise burst.failure
         return burst.summary()
+
+    def new_burst_id(self) -> str:
+        self._burst_seq += 1
+        return f"b{self._burst_seq}-{int(time.time() * 1000) % 10**8}"
+
+    def running_bursts(self) -> list[dict[str, Any]]:
+        """The bursts running now, oldest first."""
+        return [burst.describe() for burst in sorted(list(self._running.values()), key=lambda b: b.created)]
+
+    def cancel_burst(self, burst_id: str, reason: str = "cancelled", *, wait: bool = True) -> dict[str, Any] | None:
+        """Stop a running burst: nothing more is sent, the calls in flight are dropped (a late reply to one is an
+        orphan). Returns its progress once cancelled, or None when no such burst runs."""
+        burst = self._running.get(burst_id)
+        if burst is None:
+            return None
+        # Without an owner loop to run it on, the connection's end finishes the burst anyway.
+        with contextlib.suppress(BrokerUnavailable):
+            self._hand_over(lambda: self._burst_cancel(burst, reason))
+        if wait:
+            burst.done.wait(5.0)
+        return burst.progress()
 
     # ================================================================== owner: connection
     def _run(self) -> None:
@@ -520,7 +628,12 @@ class RpcClient:
         call = self._book.add(now, request.timeout_s, context=request)
         request.correlation_id = call.correlation_id
         reply_to = DIRECT_REPLY_QUEUE if request.reply_mode == DIRECT_REPLY_TO else self._callback_queue
-        props = pika.BasicProperties(reply_to=reply_to, correlation_id=call.correlation_id, content_type="text/plain")
+        props = pika.BasicProperties(
+            reply_to=reply_to,
+            correlation_id=call.correlation_id,
+            content_type="text/plain",
+            expiration=request.expiration,
+        )
         try:
             channel.basic_publish("", request.queue, request.body, props)
         except Exception as exc:
@@ -539,6 +652,7 @@ class RpcClient:
                     "reply_to": reply_to,
                     "reply_mode": request.reply_mode,
                     "timeout_s": request.timeout_s,
+                    "expiration": request.expiration,
                     "consumers": request.consumers,
                     "time": time.time(),
                 },
@@ -575,17 +689,24 @@ class RpcClient:
             if request.report:
                 self._emit("rpc_error", self._event_of(result))
         else:
+            problem = reply_problem(text, request.n)
             result = {
                 "correlation_id": request.correlation_id,
                 "n": request.n,
-                "result": text,
+                "result": text if problem is None else None,
                 "latency_ms": latency,
                 "reply_mode": request.reply_mode,
                 "server": server,
                 "queue": request.queue,
+                "expiration": request.expiration,
+                "not_integer": problem,
             }
+            if problem is not None:
+                result["reply"] = shorten(text, 1000)
             if request.report:
-                self._emit("rpc_reply", {**result, "result": shorten(text), "digits": len(text), "time": time.time()})
+                event = {**result, "digits": None if problem else len(text), "time": time.time()}
+                event["result"] = None if problem else shorten(text)
+                self._emit("rpc_reply", event)
         request.on_done(result)
         self._arm_timer()
 
@@ -657,6 +778,8 @@ class RpcClient:
 
     # ================================================================== owner: bursts
     def _burst_begin(self, burst: _Burst, consumers: int | None, error: str | None) -> None:
+        if burst.done.is_set():  # cancelled while its queue was being checked
+            return
         if error:
             burst.failure = BrokerUnavailable(self._down_text() if error == "broker_down" else error)
             burst.done.set()
@@ -668,7 +791,11 @@ class RpcClient:
             burst.done.set()
             return
         burst.started = burst.last_progress = time.monotonic()
+        if burst.cancelled is None and self._conn is not None:
+            reason = f"time limit: it ran {burst.max_s:g} s, the most a burst may (RABBITLENS_RPC_BURST_MAX_S)"
+            burst.timer = self._conn.ioloop.call_later(burst.max_s, lambda: self._burst_cancel(burst, reason))
         self._burst_fill(burst)
+        self._burst_report(burst)  # at once: the page learns the burst's id (to cancel it) before any reply
 
     def _burst_fill(self, burst: _Burst) -> None:
         while burst.sent - burst.finished < burst.concurrency and burst.sent < burst.calls:
@@ -683,18 +810,24 @@ class RpcClient:
                 burst.queue,
                 burst.reply_mode,
                 burst.timeout_s,
-                lambda result, b=burst: self._burst_on_done(b, result),
+                lambda _result: None,
                 report=report,
                 consumers=burst.consumers,
+                expiration=expiration_for(burst.timeout_s) if burst.expire else None,
             )
+            request.on_done = lambda result, b=burst, r=request: self._burst_on_done(b, r, result)
             burst.sent += 1
+            burst.in_flight[id(request)] = request
             self._send(request)
 
-    def _burst_on_done(self, burst: _Burst, result: dict[str, Any]) -> None:
+    def _burst_on_done(self, burst: _Burst, request: _Call, result: dict[str, Any]) -> None:
+        if burst.in_flight.pop(id(request), None) is None:  # cancelled with its burst
+            return
         burst.finished += 1
         error = result.get("error")
         if error is None:
             burst.ok += 1
+            burst.not_integer += result.get("not_integer") is not None
             burst.latencies.append(result["latency_ms"])
             burst.servers[result.get("server") or "?"] += 1
         else:
@@ -707,9 +840,7 @@ class RpcClient:
             burst.first_error = burst.first_error or error["message"]
         now = time.monotonic()
         if burst.finished >= burst.calls:
-            burst.ended = now
-            self._burst_report(burst)
-            burst.done.set()
+            self._burst_end(burst)
             return
         if now - burst.last_progress >= BURST_PROGRESS_INTERVAL_S:
             burst.last_progress = now
@@ -724,9 +855,35 @@ class RpcClient:
             burst.broker_down += rest
             burst.first_error = burst.first_error or self._down_text()
             if burst.sent == burst.finished:
-                burst.ended = time.monotonic()
-                self._burst_report(burst)
-                burst.done.set()
+                self._burst_end(burst)
+
+    def _burst_end(self, burst: _Burst) -> None:
+        if burst.done.is_set():
+            return
+        burst.ended = time.monotonic()
+        if burst.timer is not None and self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.ioloop.remove_timeout(burst.timer)
+        burst.timer = None
+        self._burst_report(burst)
+        burst.done.set()
+
+    def _burst_cancel(self, burst: _Burst, reason: str) -> None:
+        """Owner: end ``burst`` now; its calls in flight leave the book (their replies become orphans)."""
+        if burst.done.is_set() or burst.cancelled is not None:
+            return
+        burst.cancelled = reason
+        for request in list(burst.in_flight.values()):
+            if request.correlation_id is not None:
+                self._book.cancel(request.correlation_id)
+        burst.in_flight.clear()
+        burst.cancelled_calls = burst.calls - burst.finished
+        burst.first_error = burst.first_error or f"cancelled: {reason}"
+        if not burst.started:
+            burst.started = time.monotonic()
+        log.info("%s: burst %s cancelled (%s)", self.name, burst.burst_id, reason)
+        self._burst_end(burst)
+        self._arm_timer()
 
     def _burst_report(self, burst: _Burst) -> None:
         if burst.on_progress is not None:

@@ -98,8 +98,10 @@ class ServerPool:
         workdir: str | os.PathLike[str] | None = None,
         python: str = sys.executable,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        max_servers: int = MAX_SERVERS,
     ) -> None:
         self.amqp_url = amqp_url
+        self.max_servers = max_servers
         self.python = python
         self._own_dir = workdir is None
         if self._own_dir:
@@ -137,8 +139,12 @@ class ServerPool:
             )
         with self._lock:
             alive = sum(1 for s in self._servers.values() if s.process.poll() is None)
-            if alive + count > MAX_SERVERS:
-                raise LabError(f"at most {MAX_SERVERS} servers at once ({alive} running)", code="INVALID")
+            if alive + count > self.max_servers:  # checked and spawned under one lock: concurrent starts cannot race
+                raise LabError(
+                    f"at most {self.max_servers} servers at once ({alive} running; RABBITLENS_RPC_MAX_SERVERS)",
+                    code="INVALID",
+                    details={"limit": self.max_servers},
+                )
             started = [
                 self._spawn(queue, prefetch, work_ms, max_n, ack_delay_ms, queue_durable, queue_type)
                 for _ in range(count)

@@ -57,4 +57,5 @@ def process_stats() -> dict[str, Any]:
 
 @api.route(bp, "/api/stats", "GET", summary="Process figures: RSS, open file descriptors, threads, greenlets")
 def stats() -> dict[str, Any]:
-    return {"process": process_stats(), "broker": current_lab().broker_status()}
+    lab = current_lab()
+    return {"process": process_stats(), "broker": lab.broker_status(), "live": lab.hub.stats()}

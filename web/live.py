@@ -5,7 +5,10 @@ taps, trace, RPC) go through :meth:`LiveHub.publish`: an :class:`~rabbit.events.
 greenlet (``socketio.start_background_task``) that emits each event at once while traffic is light and lists of
 events (``batch``) under load. Before each emit the flusher looks at every client's Engine.IO send queue: a client
 whose queue is backed up (a slow browser, a stalled tab) is skipped for that flush and told later how many events
-it missed, so the server never buffers without bound for it.
+it missed. Every emit, low-rate ones included, first looks at the same queues: a client past the hard bound
+(``client_max_backlog`` packets or ``client_max_backlog_bytes``) is disconnected and its queue freed, so the server
+never buffers without bound for a tab that stopped reading; when that page comes back (its ``auth`` carries
+``previous_sid``), it gets ``client_dropped`` with the reason.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +25,7 @@ import orjson
 import socketio
 from flask_socketio import SocketIO
 
-from rabbit.events import AdaptiveBatcher, Flush, ViewLedger
+from rabbit.events import AdaptiveBatcher, Flush, Triage, ViewLedger, triage
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,11 @@ def allocate_os_lock() -> Any:
 RECENT_EVENTS = 200
 # A client with more packets than this waiting in its send queue is skipped (its events count as dropped).
 CLIENT_BACKLOG_LIMIT = 8
+# Past this many packets (or bytes) waiting, a client is disconnected (Settings.client_max_backlog[_bytes]).
+CLIENT_MAX_BACKLOG = 256
+CLIENT_MAX_BACKLOG_BYTES = 16 * 1024 * 1024
+# Dropped clients remembered (by sid) to tell them why when they come back.
+REMEMBER_DROPPED = 1000
 # While idle, how often clients that were skipped are told their drop counts once they catch up.
 NOTICE_INTERVAL = 0.2
 NAMESPACE = "/"
@@ -93,10 +101,19 @@ class LiveHub:
         *,
         batcher: AdaptiveBatcher | None = None,
         client_backlog_limit: int = CLIENT_BACKLOG_LIMIT,
+        client_max_backlog: int = CLIENT_MAX_BACKLOG,
+        client_max_backlog_bytes: int = CLIENT_MAX_BACKLOG_BYTES,
     ) -> None:
         self.socketio = socketio
         # Called with a new client's sid: each area sends that client its current state (re-sync on reconnect).
         self.connect_hooks: list[Callable[[str], None]] = []
+        # Called with the sid of a client that went (closed its page, lost its link, or was dropped).
+        self.disconnect_hooks: list[Callable[[str], None]] = []
+        self.client_max_backlog = client_max_backlog
+        self.client_max_backlog_bytes = client_max_backlog_bytes
+        self.clients_dropped = 0
+        self._connected: set[str] = set()
+        self._dropped: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.batcher = batcher or AdaptiveBatcher()
         self.ledger = ViewLedger()
         self.client_backlog_limit = client_backlog_limit
@@ -112,14 +129,109 @@ class LiveHub:
 
     # ----------------------------------------------------------------- low-rate
     def broadcast(self, event: str, payload: Any) -> None:
-        """Send one event to every connected client now (for low-rate events: status, topology)."""
+        """Send one event to every connected client now (for low-rate events: status, topology), except those
+        past the backlog bound, which are dropped."""
+        sorted_clients = self._triage()
         try:
-            self.socketio.emit(event, payload)
+            if sorted_clients is None or not sorted_clients.drop:
+                self.socketio.emit(event, payload)
+            elif sorted_clients.ready or sorted_clients.lagging:
+                self.socketio.emit(event, payload, to=sorted_clients.ready + sorted_clients.lagging)
         except Exception:
             log.exception("emit of %s failed", event)
 
     def send_to(self, sid: str, event: str, payload: Any) -> None:
+        """Send one client its state (on connect): one snapshot per area, so a bounded amount, never checked
+        against the backlog bound (a big topology alone may pass it; the next broadcast checks again)."""
+        if sid in self._dropped:
+            return
         self.socketio.emit(event, payload, to=sid)
+
+    def is_connected(self, sid: str) -> bool:
+        return sid in self._connected
+
+    def client_disconnected(self, sid: str) -> None:
+        """A client went: forget it and run the disconnect hooks (cancel what its page started)."""
+        self._connected.discard(sid)
+        with self._lock:
+            self.ledger.forget(sid)
+        for hook in self.disconnect_hooks:
+            try:
+                hook(sid)
+            except Exception:
+                log.exception("disconnect hook failed")
+
+    # ----------------------------------------------------------------- the backlog bound
+    def _backlogs(self) -> dict[str, tuple[int, int]] | None:
+        """``sid -> (packets, bytes)`` waiting in each client's Engine.IO queue; None when it cannot be seen."""
+        try:
+            server = self.socketio.server
+            participants = server.manager.rooms.get(NAMESPACE, {}).get(None)
+            if participants is None:
+                return {}
+            sockets = server.eio.sockets
+            out: dict[str, tuple[int, int]] = {}
+            for sid, eio_sid in list(participants.items()):
+                socket = sockets.get(eio_sid)
+                if socket is None:
+                    out[sid] = (0, 0)
+                    continue
+                packets = socket.queue.qsize()
+                size = 0
+                if packets:  # usually 0: a client that keeps up costs one qsize() per emit
+                    waiting = list(getattr(socket.queue, "queue", ()))
+                    size = sum(len(p.data) for p in waiting if p is not None and isinstance(p.data, str | bytes))
+                out[sid] = (packets, size)
+            return out
+        except AttributeError:
+            return None
+
+    def _triage(self) -> Triage | None:
+        backlogs = self._backlogs()
+        if backlogs is None:
+            return None
+        sorted_clients = triage(
+            backlogs,
+            skip_packets=self.client_backlog_limit,
+            drop_packets=self.client_max_backlog,
+            drop_bytes=self.client_max_backlog_bytes,
+        )
+        for sid in sorted_clients.drop:
+            self._drop_client(sid, *backlogs[sid])
+        return sorted_clients
+
+    def _drop_client(self, sid: str, packets: int, size: int) -> None:
+        """Disconnect a client that stopped reading and free what waits for it; remember why for its return."""
+        if sid in self._dropped:  # being dropped already: its session ends in a moment
+            return
+        reason = (
+            f"the server disconnected this page: {packets} messages ({size} bytes) were waiting for it unread, over "
+            f"the bound of {self.client_max_backlog} messages or {self.client_max_backlog_bytes} bytes "
+            "(RABBITLENS_CLIENT_MAX_BACKLOG, RABBITLENS_CLIENT_MAX_BACKLOG_BYTES). It reconnected and re-synced; "
+            "live events of that time were missed."
+        )
+        self._dropped[sid] = {"reason": reason, "backlog": packets, "backlog_bytes": size, "at": time.time()}
+        while len(self._dropped) > REMEMBER_DROPPED:
+            self._dropped.popitem(last=False)
+        self.clients_dropped += 1
+        log.warning("dropping live client %s: %d packets (%d bytes) unread", sid, packets, size)
+        try:
+            server = self.socketio.server
+            eio_sid = server.manager.rooms.get(NAMESPACE, {}).get(None, {}).get(sid)
+            socket = server.eio.sockets.get(eio_sid) if eio_sid is not None else None
+            if socket is None:
+                return
+            # abort: no CLOSE packet behind the unread ones, and no wait for the queue to drain (it never would).
+            socket.close(wait=False, abort=True)
+            while True:
+                try:
+                    socket.queue.get_nowait()
+                except Exception:  # empty
+                    break
+                socket.queue.task_done()
+            socket.queue.put(None)  # the writer ends once its socket send gives up
+        except Exception:
+            log.exception("dropping live client %s failed", sid)
 
     # ----------------------------------------------------------------- high-rate
     def publish(self, event: str, payload: Any) -> None:
@@ -142,9 +254,14 @@ class LiveHub:
         """The ``on_event(name, payload)`` callback handed to ``rabbit/`` code."""
         self.publish(event, payload)
 
-    def client_connected(self, sid: str) -> None:
+    def client_connected(self, sid: str, auth: Any = None) -> None:
+        """A client connected (``auth``: its Socket.IO auth; ``previous_sid`` names the session it had before)."""
+        self._connected.add(sid)
         with self._lock:
             self.ledger.connect(sid)
+        previous = auth.get("previous_sid") if isinstance(auth, dict) else None
+        if isinstance(previous, str) and previous in self._dropped:
+            self.send_to(sid, "client_dropped", {"previous_sid": previous, **self._dropped.pop(previous)})
         for hook in self.connect_hooks:
             try:
                 hook(sid)
@@ -166,6 +283,8 @@ class LiveHub:
         with self._lock:
             stats = self.batcher.stats()
         stats["skipped_flushes"] = self.skipped_flushes
+        stats["clients"] = len(self._connected)
+        stats["clients_dropped"] = self.clients_dropped
         return stats
 
     def stop(self) -> None:
@@ -206,22 +325,12 @@ class LiveHub:
                 self.socketio.sleep(0.1)
 
     def _clients(self) -> tuple[list[str], list[str]] | None:
-        """(ready, lagging) client sids, or None when the server cannot be inspected (then: broadcast)."""
-        try:
-            server = self.socketio.server
-            participants = server.manager.rooms.get(NAMESPACE, {}).get(None)
-            if participants is None:
-                return [], []
-            sockets = server.eio.sockets
-            ready: list[str] = []
-            lagging: list[str] = []
-            for sid, eio_sid in list(participants.items()):
-                socket = sockets.get(eio_sid)
-                backlog = socket.queue.qsize() if socket is not None else 0
-                (lagging if backlog > self.client_backlog_limit else ready).append(sid)
-            return ready, lagging
-        except AttributeError:
+        """(ready, lagging) client sids, or None when the server cannot be inspected (then: broadcast); clients
+        past the hard bound are dropped."""
+        sorted_clients = self._triage()
+        if sorted_clients is None:
             return None
+        return sorted_clients.ready, sorted_clients.lagging
 
     def _tell_drops(self) -> bool:
         """Send pending drop counts to clients that caught up; True while some client still lags behind."""

@@ -4,11 +4,12 @@ Routes:
 - ``POST /api/rpc/servers`` ``{"count", "prefetch", "work_ms", "queue", "max_n", "ack_delay_ms"}`` -> 201
   ``{"servers": [...]}``; ``GET /api/rpc/servers`` -> ``{"servers": [{id, pid, state, handled, errors,
   in_flight, ...}]}``; ``DELETE /api/rpc/servers/<id>`` (graceful) or ``?kill=1`` (SIGKILL mid-request).
-- ``POST /api/rpc/call`` ``{"n", "queue", "timeout_s", "reply_mode"}`` -> ``{"correlation_id", "n", "result",
-  "latency_ms", "reply_mode", "server", "queue"}``; errors ``timeout`` (504, with ``consumers``),
-  ``server_error`` (502), ``invalid`` (400), ``BROKER_DOWN`` (503).
-- ``POST /api/rpc/burst`` ``{"ns" | "n", "calls", "concurrency", "queue", "reply_mode", "timeout_s"}`` -> the
-  summary; ``rpc_burst_progress`` events while it runs.
+- ``POST /api/rpc/call`` ``{"n", "queue", "timeout_s", "reply_mode", "expire"}`` -> ``{"correlation_id", "n",
+  "result", "latency_ms", "reply_mode", "server", "queue", "expiration", "not_integer"}``; errors ``timeout``
+  (504, with ``consumers``), ``server_error`` (502), ``invalid`` (400), ``BROKER_DOWN`` (503).
+- ``POST /api/rpc/burst`` ``{"ns" | "n", "calls", "concurrency", "queue", "reply_mode", "timeout_s", "expire",
+  "sid"}`` -> the summary; ``rpc_burst_progress`` events while it runs. ``GET /api/rpc/bursts`` lists the running
+  ones; ``DELETE /api/rpc/bursts/<id>`` cancels one, and so does the end of the Socket.IO session ``sid``.
 - ``GET /api/rpc/inspect``: round trips of every application seen in the firehose trace; ``GET /api/rpc/status``.
 
 Socket.IO: ``rpc_request``, ``rpc_reply``, ``rpc_timeout``, ``rpc_error``, ``rpc_orphan``, ``rpc_burst_progress``,
@@ -25,7 +26,7 @@ from collections import deque
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Flask, request
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from rabbit.errors import LabError
 from rabbit.fib import DEFAULT_MAX_N
@@ -34,6 +35,7 @@ from rabbit.rpc_inspector import RpcInspector
 from rabbit.rpc_servers import ServerPool
 from web.api import ApiModel, api
 from web.lab import Lab, current_lab
+from web.limits import Slots
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,6 @@ bp = Blueprint("rpc", __name__)
 
 # The client accepts any n a server might serve; the lab's servers refuse n above their own bound (server_error).
 CLIENT_MAX_N = 1_000_000
-MAX_CONCURRENT_BURSTS = 4
 TIMELINE_EVENTS = ("rpc_request", "rpc_reply", "rpc_timeout", "rpc_error", "rpc_orphan")
 
 QueueName = Annotated[str, Field(min_length=1, max_length=255, description="the request queue")]
@@ -74,6 +75,9 @@ class CallIn(ApiModel):
     queue: QueueName = "rpc_queue"
     timeout_s: float = Field(default=5, gt=0, le=120, description="give up after this many seconds")
     reply_mode: ReplyMode = "callback_queue"
+    expire: StrictBool = Field(
+        default=True, description="the request carries expiration = timeout_s (false: it waits in the queue forever)"
+    )
 
 
 class BurstIn(ApiModel):
@@ -84,6 +88,13 @@ class BurstIn(ApiModel):
     queue: QueueName = "rpc_queue"
     reply_mode: ReplyMode = "callback_queue"
     timeout_s: float = Field(default=5, gt=0, le=120)
+    expire: StrictBool = Field(default=True, description="each request carries expiration = timeout_s")
+    sid: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the Socket.IO session id of the page starting the burst: the burst is cancelled when it ends",
+    )
 
     @model_validator(mode="after")
     def one_of_ns_or_n(self) -> BurstIn:
@@ -99,10 +110,16 @@ class RpcService:
         self.lab = lab
         self.timeline: deque[tuple[str, dict[str, Any]]] = deque(maxlen=200)
         self.client = RpcClient(lab.settings.amqp_url, on_event=self._on_client_event, name="rabbitlens-rpc")
-        self.servers = ServerPool(lab.settings.amqp_url, on_event=lab.hub.broadcast)
+        self.servers = ServerPool(
+            lab.settings.amqp_url, on_event=lab.hub.broadcast, max_servers=lab.settings.rpc_max_servers
+        )
         self.inspector = RpcInspector()
         self._inspector_lock = threading.Lock()
-        self._bursts = threading.BoundedSemaphore(MAX_CONCURRENT_BURSTS)
+        self.burst_slots = Slots(
+            lab.settings.rpc_max_bursts,
+            "at most {limit} bursts at once (RABBITLENS_RPC_MAX_BURSTS): wait for one to end, or cancel one",
+        )
+        self.burst_sids: dict[str, str] = {}  # burst id -> the Socket.IO session whose end cancels it
         self._stopping = False
         self.watch: Any = None
         self.inspecting = False
@@ -181,24 +198,49 @@ class RpcService:
 
     # ----------------------------------------------------------------- bursts
     def burst(self, body: BurstIn) -> dict[str, Any]:
-        if not self._bursts.acquire(blocking=False):
+        if body.sid is not None and not self.lab.hub.is_connected(body.sid):
             raise LabError(
-                f"at most {MAX_CONCURRENT_BURSTS} bursts at once: wait for one to end", code="RESOURCE_LOCKED"
+                f"sid: no Socket.IO session {body.sid!r} is connected (give the page's socket.id, or leave it out)",
+                code="invalid",
             )
-        try:
-            ns = body.ns if body.ns is not None else [body.n]
-            calls = body.calls or (len(body.ns) if body.ns is not None else 100)
-            return self.client.burst(
-                ns,
-                calls=calls,
-                concurrency=body.concurrency,
-                queue=body.queue,
-                reply_mode=body.reply_mode,
-                timeout_s=body.timeout_s,
-                on_progress=lambda progress: self.lab.hub.publish("rpc_burst_progress", progress),
-            )
-        finally:
-            self._bursts.release()
+        with self.burst_slots.hold():
+            burst_id = self.client.new_burst_id()
+            if body.sid is not None:
+                self.burst_sids[burst_id] = body.sid
+            try:
+                ns = body.ns if body.ns is not None else [body.n]
+                calls = body.calls or (len(body.ns) if body.ns is not None else 100)
+                return self.client.burst(
+                    ns,
+                    calls=calls,
+                    concurrency=body.concurrency,
+                    queue=body.queue,
+                    reply_mode=body.reply_mode,
+                    timeout_s=body.timeout_s,
+                    on_progress=lambda progress: self.lab.hub.publish("rpc_burst_progress", progress),
+                    burst_id=burst_id,
+                    max_s=self.lab.settings.rpc_burst_max_s,
+                    expire=body.expire,
+                )
+            finally:
+                self.burst_sids.pop(burst_id, None)
+
+    def running_bursts(self) -> list[dict[str, Any]]:
+        """The running bursts; ``cancel_on_disconnect``: a page's session ends it (its sid is not shown)."""
+        return [{**b, "cancel_on_disconnect": b["burst_id"] in self.burst_sids} for b in self.client.running_bursts()]
+
+    def cancel_burst(self, burst_id: str, reason: str) -> dict[str, Any]:
+        progress = self.client.cancel_burst(burst_id, reason)
+        if progress is None:
+            raise LabError(f"no running burst {burst_id!r}", code="NOT_FOUND")
+        return progress
+
+    def client_gone(self, sid: str) -> None:
+        """A Socket.IO session ended: cancel the bursts its page started."""
+        for burst_id, owner in list(self.burst_sids.items()):
+            if owner == sid:
+                reason = "the page that started it went away (its Socket.IO session ended)"
+                self.client.cancel_burst(burst_id, reason, wait=False)
 
 
 def service() -> RpcService:
@@ -255,7 +297,9 @@ def stop_server(server_id: str) -> dict[str, Any]:
     responses={200: "The reply", 502: "The server replied with an error", 504: "No reply in time (or no server)"},
 )
 def call(body: CallIn) -> dict[str, Any]:
-    return service().client.call(body.n, queue=body.queue, timeout_s=body.timeout_s, reply_mode=body.reply_mode)
+    return service().client.call(
+        body.n, queue=body.queue, timeout_s=body.timeout_s, reply_mode=body.reply_mode, expire=body.expire
+    )
 
 
 @api.route(
@@ -269,6 +313,22 @@ def call(body: CallIn) -> dict[str, Any]:
 )
 def burst(body: BurstIn) -> dict[str, Any]:
     return service().burst(body)
+
+
+@api.route(bp, "/api/rpc/bursts", "GET", summary="The RPC bursts running now, with their progress")
+def list_bursts() -> dict[str, Any]:
+    return {"bursts": service().running_bursts()}
+
+
+@api.route(
+    bp,
+    "/api/rpc/bursts/<burst_id>",
+    "DELETE",
+    summary="Cancel a running RPC burst (nothing more is sent; calls in flight are dropped)",
+    responses={200: "Its progress when it stopped", 404: "No such running burst"},
+)
+def cancel_burst(burst_id: str) -> dict[str, Any]:
+    return service().cancel_burst(burst_id, "cancelled by DELETE /api/rpc/bursts")
 
 
 @api.route(bp, "/api/rpc/inspect", "GET", summary="RPC round trips of every application, paired from the trace")
@@ -290,5 +350,6 @@ def init_app(app: Flask, lab: Lab) -> None:
     lab.services["rpc"] = rpc
     lab.shutdown_hooks.append(rpc.stop)
     lab.hub.connect_hooks.append(rpc.send_state)
+    lab.hub.disconnect_hooks.append(rpc.client_gone)
     app.register_blueprint(bp)
     rpc.start()

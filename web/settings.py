@@ -36,6 +36,18 @@ class Settings:
     token_backoff_max_s: float = 60.0
     # DEBUG, INFO, WARNING...: DEBUG also shows every failed connection attempt with pika's own lines and tracebacks.
     log_level: str = "INFO"
+    # Limits on what runs at once (each checked and reserved under one lock, so concurrent requests cannot race it).
+    max_taps: int = 20
+    max_consumers: int = 50
+    # Confirmed publish bursts at once (each holds up to 16 MiB of bodies in flight).
+    publish_max_bursts: int = 4
+    rpc_max_bursts: int = 4
+    rpc_max_servers: int = 8
+    # The longest an RPC burst may run before it is cancelled (its calls in flight are dropped).
+    rpc_burst_max_s: float = 600.0
+    # Socket.IO packets waiting for one client beyond which it is disconnected (a tab that stopped reading).
+    client_max_backlog: int = 256
+    client_max_backlog_bytes: int = 16 * 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

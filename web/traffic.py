@@ -24,6 +24,7 @@ from rabbit.properties import MessageProperties, decode_body
 from rabbit.publisher import Outcome, Publisher, PublishRequest, check_routing_key_bytes
 from web.api import ApiModel, api
 from web.lab import Lab, current_lab
+from web.limits import Slots
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ bp = Blueprint("traffic", __name__)
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_COUNT = 10_000
 DEFAULT_MAX_BURST_BYTES = 64 * 1024 * 1024  # count x body size of one burst: a load demo, not a broker filler
-MAX_CONSUMERS = 50
 STATS_INTERVAL_S = 0.5
 PREDICTION_MAX_AGE_S = 1.0  # how old a topology snapshot the prediction may use
 PREDICTIONS_KEPT = 10_000  # lab ids whose prediction a delivery can still be checked against
@@ -97,6 +97,15 @@ class TrafficService:
         lab.blocked_sources.append(lambda: self.publisher.blocked)
         self.consumers: dict[str, Consumer] = {}
         self._lock = threading.Lock()
+        self.consumer_slots = Slots(
+            lab.settings.max_consumers,
+            "at most {limit} running consumers (RABBITLENS_MAX_CONSUMERS); stop one first",
+            code="INVALID",
+        )
+        self.burst_slots = Slots(
+            lab.settings.publish_max_bursts,
+            "at most {limit} publish bursts at once (RABBITLENS_PUBLISH_MAX_BURSTS): wait for one to end",
+        )
         self._stopping = threading.Event()
         self._last_stats: Any = None
         self._predictions: OrderedDict[str, Prediction] = OrderedDict()
@@ -255,28 +264,27 @@ class TrafficService:
                 "prediction_notes": prediction.notes,
                 "prediction_check": outcome.prediction_check,
             }
-        result = self.publisher.burst(
-            request, body.count, on_progress=lambda p: self.lab.hub.broadcast("publish_progress", p)
-        )
+        with self.burst_slots.hold():
+            result = self.publisher.burst(
+                request, body.count, on_progress=lambda p: self.lab.hub.broadcast("publish_progress", p)
+            )
         return {**result, "predicted": predicted, "prediction_notes": prediction.notes}
 
     # ------------------------------------------------------------------ consumers
     def add_consumer(self, body: ConsumerIn) -> Consumer:
         check_name(body.queue, "queue")
-        with self._lock:
-            if sum(not c.finished for c in self.consumers.values()) >= MAX_CONSUMERS:
-                raise InvalidInput(f"at most {MAX_CONSUMERS} running consumers; stop one first")
-        consumer = Consumer(
-            self.lab.settings.amqp_url,
-            body.queue,
-            self._consumer_event,
-            ack=body.ack,
-            prefetch=body.prefetch,
-            work_ms=body.work_ms,
-            on_message=body.on_message,
-        )
-        with self._lock:
-            self.consumers[consumer.id] = consumer
+        with self.consumer_slots.reserve(lambda: sum(not c.finished for c in list(self.consumers.values()))):
+            consumer = Consumer(
+                self.lab.settings.amqp_url,
+                body.queue,
+                self._consumer_event,
+                ack=body.ack,
+                prefetch=body.prefetch,
+                work_ms=body.work_ms,
+                on_message=body.on_message,
+            )
+            with self._lock:
+                self.consumers[consumer.id] = consumer
         try:
             consumer.start(timeout=self.lab.settings.broker_timeout_s)
         except Exception:

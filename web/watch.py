@@ -23,11 +23,11 @@ from rabbit.trace import Firehose
 from rabbit.urls import redact_url, vhost_of
 from web.api import ApiModel, api
 from web.lab import Lab, current_lab
+from web.limits import Slots
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("watch", __name__)
-MAX_TAPS = 20
 
 TraceListener = Callable[[dict[str, Any]], None]
 
@@ -51,6 +51,11 @@ class WatchService:
         self.lab = lab
         self.taps: dict[str, Tap] = {}
         self._lock = threading.Lock()
+        self.tap_slots = Slots(
+            lab.settings.max_taps,
+            "at most {limit} taps at a time (RABBITLENS_MAX_TAPS): delete one first",
+            code="PRECONDITION_FAILED",
+        )
         self._trace_listeners: list[TraceListener] = []
         self.firehose = Firehose(
             lab.settings.amqp_url,
@@ -65,21 +70,20 @@ class WatchService:
 
     # ----------------------------------------------------------------- taps
     def create_tap(self, exchange: str, binding_key: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
-        if len(self.taps) >= MAX_TAPS:
-            raise LabError(f"at most {MAX_TAPS} taps at a time: delete one first", code="PRECONDITION_FAILED")
-        if exchange:  # 404 at once for a missing exchange (the default exchange '' always exists)
-            self.lab.link.call(lambda ch: ch.exchange_declare(exchange, passive=True))
-        tap = Tap(
-            self.lab.settings.amqp_url,
-            exchange,
-            binding_key,
-            arguments,
-            on_event=self.lab.hub.publish,
-            on_change=lambda _tap: self._taps_changed(),
-        )
-        tap.start(timeout=self.lab.settings.broker_timeout_s)
-        with self._lock:
-            self.taps[tap.id] = tap
+        with self.tap_slots.reserve(lambda: len(self.taps)):  # taps still starting count too
+            if exchange:  # 404 at once for a missing exchange (the default exchange '' always exists)
+                self.lab.link.call(lambda ch: ch.exchange_declare(exchange, passive=True))
+            tap = Tap(
+                self.lab.settings.amqp_url,
+                exchange,
+                binding_key,
+                arguments,
+                on_event=self.lab.hub.publish,
+                on_change=lambda _tap: self._taps_changed(),
+            )
+            tap.start(timeout=self.lab.settings.broker_timeout_s)
+            with self._lock:
+                self.taps[tap.id] = tap
         self._taps_changed()
         return tap.describe()
 

@@ -1,7 +1,7 @@
 // The RPC panel: call and burst forms, fib servers, a timeline of round trips, a latency histogram, and the
 // inspector of every application's RPC seen in the trace. Everything from the broker goes in as text.
 import { $, el, formatTime, setText } from "./dom.js";
-import { on } from "./socket.js";
+import { on, sessionId } from "./socket.js";
 import { api, errorText } from "./api.js";
 
 const MAX_ROWS = 200;
@@ -152,13 +152,19 @@ export function init(section) {
 
   const what = (d, tail) => `fib(${d.n ?? d.body ?? "?"})${tail ? ` → ${tail}` : ""}`;
 
+  const expiry = (d) => (d.expiration ? `expires in ${d.expiration} ms` : "no expiration");
   function onRequest(d) {
-    fill(row(d.correlation_id), { kind: "waiting", status: "waiting…", what: what(d), time: d.time,
-      title: `to ${d.queue}, reply_to ${d.reply_to} (${d.reply_mode})` });
+    fill(row(d.correlation_id), { kind: "waiting", status: "waiting…", what: `${what(d)} · ${expiry(d)}`,
+      time: d.time, title: `to ${d.queue}, reply_to ${d.reply_to} (${d.reply_mode}), ${expiry(d)}` });
   }
   function onReply(d) {
-    fill(row(d.correlation_id), { kind: "ok", status: `reply · ${d.server || "?"}`, what: what(d, d.result),
-      latency: d.latency_ms, time: d.time });
+    if (d.not_integer) { // a float from the server (the Node tutorial's): never shown as the result
+      fill(row(d.correlation_id), { kind: "error", status: `not an integer · ${d.server || "?"}`,
+        what: what(d, `${d.reply} — ${d.not_integer}`), latency: d.latency_ms, time: d.time, title: d.not_integer });
+    } else {
+      fill(row(d.correlation_id), { kind: "ok", status: `reply · ${d.server || "?"}`, what: what(d, d.result),
+        latency: d.latency_ms, time: d.time });
+    }
     histogram.add(d.latency_ms);
   }
   function onTimeout(d) {
@@ -207,8 +213,12 @@ export function init(section) {
     try {
       const reply = await call("/api/rpc/call", { method: "POST", body: {
         n: Number(f.n.value), queue: f.queue.value, timeout_s: Number(f.timeout_s.value) || 5,
-        reply_mode: f.reply_mode.value } });
-      setText(result.querySelector('[data-field="result"]'), reply.result);
+        reply_mode: f.reply_mode.value, expire: f.expire.checked } });
+      const flag = $("#rpc-call-flag", section);
+      flag.hidden = !reply.not_integer;
+      setText(flag, reply.not_integer ? `${reply.not_integer}: the reply was ${reply.reply}` : "");
+      setText(result.querySelector('[data-field="result"]'), reply.not_integer ? "— (no exact result)" : reply.result);
+      setText(result.querySelector('[data-field="expiration"]'), expiry(reply));
       setText(result.querySelector('[data-field="latency"]'), ms(reply.latency_ms));
       setText(result.querySelector('[data-field="server"]'), reply.server || "(no x-rpc-server header)");
       setText(result.querySelector('[data-field="correlation_id"]'), reply.correlation_id);
@@ -224,8 +234,21 @@ export function init(section) {
 
   // ----- a burst
   const progressBar = $("#rpc-burst-progress", section);
+  const cancelButton = $("#rpc-burst-cancel", section);
+  let burstId = null;
+  cancelButton.addEventListener("click", async () => {
+    if (!burstId) return;
+    cancelButton.disabled = true;
+    try {
+      await call(`/api/rpc/bursts/${encodeURIComponent(burstId)}`, { method: "DELETE" });
+    } catch (error) {
+      showError($("#rpc-burst-error", section), error);
+    }
+  });
   on("rpc_burst_progress", (p) => {
     if (!burstRunning) return;
+    burstId = p.burst_id;
+    cancelButton.hidden = false;
     progressBar.max = p.calls;
     progressBar.value = p.done;
     setText($("#rpc-burst-count", section), `${p.done}/${p.calls} · ${p.calls_per_s}/s`);
@@ -240,7 +263,10 @@ export function init(section) {
     showError(errorNode, null);
     const parts = f.ns.value.split(/[\s,]+/).filter(Boolean).map(Number);
     const body = { calls: Number(f.calls.value) || 1, concurrency: Number(f.concurrency.value) || 1,
-      queue: c.queue.value, timeout_s: Number(c.timeout_s.value) || 5, reply_mode: f.reply_mode.value };
+      queue: c.queue.value, timeout_s: Number(c.timeout_s.value) || 5, reply_mode: f.reply_mode.value,
+      expire: c.expire.checked };
+    // The burst ends if this page goes (closed tab, lost link): the server cancels it with this session.
+    if (sessionId()) body.sid = sessionId();
     if (parts.length === 1) body.n = parts[0];
     else body.ns = parts;
     button.disabled = true;
@@ -255,6 +281,8 @@ export function init(section) {
       const facts = [["calls/s", s.calls_per_s], ["ok", s.ok], ["errors", s.errors], ["timeouts", s.timeouts],
         ["p50", ms(s.p50_ms)], ["p90", ms(s.p90_ms)], ["p99", ms(s.p99_ms)],
         ["servers", Object.entries(s.servers || {}).map(([k, v]) => `${k}: ${v}`).join(", ") || "—"]];
+      if (s.not_integer) facts.push(["not integers", `${s.not_integer} (the server used floating point)`]);
+      if (s.cancelled) facts.push(["cancelled", `${s.cancelled} (${s.cancelled_calls} calls not made or dropped)`]);
       if (s.first_error) facts.push(["first error", s.first_error]);
       summaryNode.replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
       summaryNode.hidden = false;
@@ -263,6 +291,9 @@ export function init(section) {
       setText($("#rpc-burst-count", section), "");
     } finally {
       burstRunning = false;
+      burstId = null;
+      cancelButton.hidden = true;
+      cancelButton.disabled = false;
       button.disabled = false;
     }
   });

@@ -7,7 +7,14 @@
 // never dropped from the broker. onDropped(handler) reports them, summed over reconnects.
 import { io } from "../vendor/socket.io-client/socket.io.esm.min.js";
 
-const socket = io({ transports: ["websocket", "polling"], reconnectionDelayMax: 3000 });
+// Each (re)connect names the session this page had before, so that a server that dropped it (this tab stopped
+// reading) can say why: the `client_dropped` event.
+let previousSid = null;
+const socket = io({
+  transports: ["websocket", "polling"],
+  reconnectionDelayMax: 3000,
+  auth: (cb) => cb(previousSid ? { previous_sid: previousSid } : {}),
+});
 const linkListeners = new Set();
 const dropListeners = new Set();
 const droppedBefore = {}; // drops of earlier connections, by event name
@@ -27,6 +34,11 @@ export function on(event, handler) {
 
 export function off(event, handler) {
   socket.off(event, handler);
+}
+
+/** This page's Socket.IO session id (null while offline): a burst started with it ends when the page goes. */
+export function sessionId() {
+  return socket.id || null;
 }
 
 export function emit(event, payload) {
@@ -92,7 +104,10 @@ socket.on("recent", (recent) => {
   }
 });
 
-socket.on("connect", () => notify("online"));
+socket.on("connect", () => {
+  previousSid = socket.id;
+  notify("online");
+});
 socket.on("disconnect", () => {
   disconnectedAt = performance.now();
   // The next connection starts its own count on the server: keep what this one missed.

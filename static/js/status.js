@@ -55,8 +55,20 @@ async function refreshHealth() {
   }
 }
 
+// The server dropped this page's earlier connection (it had too much waiting unread): say so until dismissed.
+function showDropped(notice) {
+  let node = $("#live-dropped");
+  if (!node) {
+    node = el("p", { id: "live-dropped", class: "error-text live-dropped", role: "alert" });
+    node.addEventListener("click", () => node.remove());
+    document.querySelector("main").prepend(node);
+  }
+  setText(node, `${formatTime(notice.at)} ${notice.reason} (click to dismiss)`);
+}
+
 export function init() {
   on("broker_status", render);
+  on("client_dropped", showDropped);
   onLinkChange((link) => {
     setText("#socket-state", link === "online" ? "live (websocket)" : "disconnected, retrying…");
     if (link === "offline") showState("offline");
