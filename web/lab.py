@@ -31,7 +31,7 @@ class Lab:
     def broker_status(self) -> dict[str, Any]:
         """The public ``broker`` object of health and ``broker_status`` (no secrets in it)."""
         status = self.link.status
-        keys = ("connected", "state", "url", "server_version", "error", "attempts", "since")
+        keys = ("connected", "state", "url", "server_version", "error", "attempts", "since", "stuck", "recoveries")
         return {key: status.get(key) for key in keys}
 
     def secrets(self) -> list[str]:
