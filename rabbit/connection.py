@@ -50,8 +50,15 @@ STOPPED = "stopped"
 
 STUCK_AFTER_S = 3.0  # an owner busy longer than this is reported as stuck (health turns "degraded")
 
-# Every live link of this process, for health: one stuck owner anywhere makes the lab "degraded".
-_LINKS: weakref.WeakSet[BrokerLink] = weakref.WeakSet()
+# Every live connection owner of this process (links, the RPC client: anything with ``name`` and
+# ``stuck_for()``), for health: one stuck owner anywhere makes the lab "degraded".
+_OWNERS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_owner(owner: Any) -> None:
+    """Have ``owner`` (with a ``name`` and a ``stuck_for() -> float | None``) counted by :func:`stuck_links`."""
+    _OWNERS.add(owner)
+
 
 # Errors that mean "the connection is gone", as opposed to a channel error the broker reports.
 CONNECTION_LOST = (
@@ -88,9 +95,9 @@ def describe_error(exc: BaseException) -> str:
 
 
 def stuck_links() -> list[dict[str, Any]]:
-    """The links of this process whose owner is stuck now: ``[{"name", "stuck_for_s"}]``."""
+    """The connection owners of this process that are stuck now: ``[{"name", "stuck_for_s"}]``."""
     found = []
-    for link in list(_LINKS):
+    for link in list(_OWNERS):
         stuck_for = link.stuck_for()
         if stuck_for is not None:
             found.append({"name": link.name, "stuck_for_s": round(stuck_for, 1)})
@@ -176,7 +183,7 @@ class BrokerLink:
             "stuck": False,
             "recoveries": 0,
         }
-        _LINKS.add(self)
+        register_owner(self)
 
     # ----------------------------------------------------------------- public API
     @property

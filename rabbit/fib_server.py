@@ -38,14 +38,17 @@ import pika
 import pika.exceptions as pex
 
 from rabbit.connection import connection_parameters
+from rabbit.errors import InvalidInput
 from rabbit.fib import DEFAULT_MAX_N, FibRequestError, answer
 from rabbit.urls import DEFAULT_AMQP_URL, redact_url
+from rabbit.validation import check_name
 
 log = logging.getLogger("rabbit.fib_server")
 
 SERVER_HEADER = "x-rpc-server"
 STATUS_INTERVAL_S = 0.25
 STDOUT_INTERVAL_S = 1.0
+SETUP_TIMEOUT_S = 5.0  # queue declare + qos must be answered by then, or the server gives up (state "error")
 BACKOFF_MAX_S = 5.0
 
 
@@ -102,6 +105,7 @@ class FibServer:
         self._busy_until = 0.0
         self._backoff = 0.5
         self._stopping = False
+        self._setup_timer: Any = None
         self._last_printed: dict[str, Any] | None = None
         self._last_written: dict[str, Any] | None = None
         self._last_print_at = 0.0
@@ -133,10 +137,12 @@ class FibServer:
                     self._stopping = True
                 time.sleep(0.05)
             self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
-        self._set_state("stopped")
+        failed = self.stats["state"] == "error"
+        if not failed:
+            self._set_state("stopped")
         self._write_status(force=True)
         self._print_stats(force=True)
-        return 0
+        return 1 if failed else 0
 
     def request_stop(self) -> None:
         """Stop gracefully: stop consuming, finish and ack what is in hand, close. Safe from a signal handler."""
@@ -164,12 +170,29 @@ class FibServer:
         if not self._stopping:
             self.stats["error"] = str(reason) or type(reason).__name__
             log.warning("%s: connection closed: %s", self.server_id, self.stats["error"])
+        self._setup_timer = None  # timers die with their ioloop
         connection.ioloop.stop()
 
     def on_channel_open(self, channel: Any, passive: bool = False) -> None:
         self._channel = channel
         channel.add_on_close_callback(self.on_channel_closed)
         channel.queue_declare(self.queue, passive=passive, callback=self.on_queue_declared)
+        if self._connection is not None and self._setup_timer is None:
+            self._setup_timer = self._connection.ioloop.call_later(SETUP_TIMEOUT_S, self._on_setup_stuck)
+
+    def _on_setup_stuck(self) -> None:
+        """No answer to the queue declare in time (the broker answered for another name, say): never sit in
+        "starting" for ever; report the error and end."""
+        self._setup_timer = None
+        if self.stats["state"] not in ("starting", "reconnecting"):
+            return
+        self.stats["error"] = (
+            f"the broker did not answer the declare of queue {self.queue!r} within {SETUP_TIMEOUT_S:g} s: giving up"
+        )
+        log.error("%s: %s", self.server_id, self.stats["error"])
+        self._stopping = True
+        self._set_state("error")
+        self._close()
 
     def on_channel_closed(self, channel: Any, reason: BaseException) -> None:
         if channel is not self._channel or self._stopping:
@@ -193,6 +216,9 @@ class FibServer:
 
     def on_qos_set(self, _frame: Any) -> None:
         assert self._channel is not None
+        if self._setup_timer is not None and self._connection is not None:
+            self._connection.ioloop.remove_timeout(self._setup_timer)
+        self._setup_timer = None
         self._consumer_tag = self._channel.basic_consume(
             self.queue, self.on_request, auto_ack=False, consumer_tag=f"{self.server_id}-{time.monotonic_ns()}"
         )
@@ -349,6 +375,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--prefetch must be >= 1")
     if args.max_n < 0:
         parser.error("--max-n must be >= 0")
+    try:
+        check_name(args.queue, "--queue")
+    except InvalidInput as exc:
+        parser.error(exc.message)
     return args
 
 

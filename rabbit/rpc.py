@@ -11,6 +11,10 @@ at a time and a whole core burnt while it waits. This client keeps the wire prot
 - other threads hand work to the owner with ``ioloop.add_callback_threadsafe`` and wait on a ``threading.Event``;
   a burst runs entirely inside the owner, sending the next request from the previous one's reply callback.
 
+A queue check the broker does not answer within ``probe_timeout`` seconds (a name it rewrote, say) fails that one
+call, and the check channel is abandoned and replaced, so later calls never wait behind it; meanwhile
+:attr:`RpcClient.status` says ``stuck`` (and health turns "degraded").
+
 If the connection drops, calls in flight end as ``broker_down`` at once; the owner reconnects with backoff and
 declares a new callback queue. Events go to the injected ``on_event(name, payload)``: ``rpc_request``,
 ``rpc_reply``, ``rpc_timeout``, ``rpc_error``, ``rpc_orphan``, ``rpc_burst_progress``, ``rpc_client_status``.
@@ -29,10 +33,11 @@ from typing import Any
 
 import pika
 
-from rabbit.connection import connection_parameters
+from rabbit.connection import STUCK_AFTER_S, connection_parameters, register_owner
 from rabbit.correlation import ANSWERED, PendingCalls
 from rabbit.errors import BrokerUnavailable, LabError
 from rabbit.urls import redact_url
+from rabbit.validation import check_name
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ EVENT_TEXT_LIMIT = 120  # characters of a reply body put into an event (fib(1000
 BURST_REPORT_INTERVAL_S = 0.05  # at most ~20 sampled round trips per second of a burst go to the events
 BURST_PROGRESS_INTERVAL_S = 0.1
 BURST_MAX_PROBLEM_EVENTS = 200
+PROBE_TIMEOUT_S = 5.0  # a passive queue declare not answered by then: the check channel is replaced
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -168,6 +174,8 @@ class RpcClient:
         heartbeat: int = 20,
         backoff_initial: float = 0.5,
         backoff_max: float = 5.0,
+        probe_timeout: float = PROBE_TIMEOUT_S,
+        stuck_after: float = STUCK_AFTER_S,
     ) -> None:
         self.amqp_url = amqp_url
         self.name = name
@@ -185,6 +193,11 @@ class RpcClient:
         self._probe_channel: Any = None
         self._probes: deque[tuple[str, Callable[[int | None, str | None], None]]] = deque()
         self._probe_busy = False
+        self._probe_since: float | None = None  # monotonic time the running probe was sent
+        self._probe_timer: Any = None
+        self._probe_timeout = probe_timeout
+        self._stuck_after = stuck_after
+        self.probe_recoveries = 0
         self._callback_queue: str | None = None
         self._timer: Any = None
         self._timer_at: float | None = None
@@ -198,11 +211,28 @@ class RpcClient:
             "error": None,
             "reconnects": 0,
         }
+        register_owner(self)
 
     # ================================================================== public, any thread
     @property
     def status(self) -> dict[str, Any]:
-        return {**self._status, "pending": len(self._book), "orphans": self.orphans}
+        """The connection state, ``pending`` calls, ``orphans``, ``stuck`` (a queue check unanswered past
+        ``stuck_after`` s) and ``probe_recoveries`` (check channels replaced)."""
+        return {
+            **self._status,
+            "pending": len(self._book),
+            "orphans": self.orphans,
+            "stuck": self.stuck_for() is not None,
+            "probe_recoveries": self.probe_recoveries,
+        }
+
+    def stuck_for(self) -> float | None:
+        """Seconds a queue check has been waiting for the broker past ``stuck_after``, or None."""
+        since = self._probe_since
+        if since is None:
+            return None
+        age = time.monotonic() - since
+        return age if age > self._stuck_after else None
 
     @property
     def callback_queue(self) -> str | None:
@@ -244,6 +274,7 @@ class RpcClient:
         """
         if reply_mode not in REPLY_MODES:
             raise LabError(f"reply_mode must be one of {', '.join(REPLY_MODES)}", code="INVALID")
+        queue = check_name(queue, "queue")
         if body is None:
             if n is None:
                 raise LabError("give n or body", code="INVALID")
@@ -269,6 +300,7 @@ class RpcClient:
 
     def consumer_count(self, queue: str, timeout: float = 5.0) -> int | None:
         """Consumers on ``queue`` now (None if the queue does not exist), by a passive declare."""
+        queue = check_name(queue, "queue")
         done = threading.Event()
         box: list[tuple[int | None, str | None]] = []
 
@@ -301,6 +333,7 @@ class RpcClient:
         """
         if not ns:
             raise LabError("ns must not be empty", code="INVALID")
+        queue = check_name(queue, "queue")
         total = len(ns) if calls is None else calls
 
         def cycle() -> Iterator[int]:
@@ -427,7 +460,7 @@ class RpcClient:
         self._probe_channel = None
         if self._probe_busy and self._probes:  # the head probe's queue does not exist (404)
             _, on_count = self._probes.popleft()
-            self._probe_busy = False
+            self._probe_done()
             code = getattr(reason, "reply_code", 0)
             on_count(None, None if code == 404 else f"queue check failed: {reason}")
         if self._conn is not None and self._conn.is_open and not self._stopping.is_set():
@@ -461,10 +494,37 @@ class RpcClient:
             return
         queue, _ = self._probes[0]
         self._probe_busy = True
+        self._probe_since = time.monotonic()
         self._probe_channel.queue_declare(queue, passive=True, callback=self._on_probe_answer)
+        if self._conn is not None:
+            self._probe_timer = self._conn.ioloop.call_later(self._probe_timeout, self._on_probe_stuck)
+
+    def _probe_done(self) -> None:
+        self._probe_busy = False
+        self._probe_since = None
+        if self._probe_timer is not None and self._conn is not None:
+            self._conn.ioloop.remove_timeout(self._probe_timer)
+        self._probe_timer = None
+
+    def _on_probe_stuck(self) -> None:
+        """The broker did not answer the head probe in time: fail it, abandon its channel (pika would queue
+        every later declare behind the unanswered one) and open a new one for the probes that wait."""
+        self._probe_timer = None
+        if not self._probe_busy or not self._probes:
+            return
+        queue, on_count = self._probes.popleft()
+        self._probe_done()
+        self.probe_recoveries += 1
+        channel, self._probe_channel = self._probe_channel, None  # its close callback is now ignored
+        log.warning("%s: no answer to the check of queue %r: replacing the check channel", self.name, queue)
+        with contextlib.suppress(Exception):  # queued behind the unanswered declare: it may never go out
+            channel.close()
+        on_count(None, f"the broker did not answer the check of queue {queue!r} within {self._probe_timeout:g} s")
+        if self._conn is not None and self._conn.is_open and not self._stopping.is_set():
+            self._conn.channel(on_open_callback=self._on_probe_channel_open)
 
     def _on_probe_answer(self, frame: Any) -> None:
-        self._probe_busy = False
+        self._probe_done()
         _, on_count = self._probes.popleft()
         on_count(frame.method.consumer_count, None)
         self._next_probe()
@@ -642,6 +702,8 @@ class RpcClient:
         probes = list(self._probes)
         self._probes.clear()
         self._probe_busy = False
+        self._probe_since = None
+        self._probe_timer = None
         for _, on_count in probes:
             on_count(None, "broker_down")
 

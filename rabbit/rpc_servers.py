@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rabbit.errors import LabError
+from rabbit.validation import check_name
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_SERVERS = 8
@@ -111,6 +112,7 @@ class ServerPool:
         wait_s: float = 10.0,
     ) -> list[dict[str, Any]]:
         """Start ``count`` servers and wait until each consumes (or ``wait_s`` passes); their stats."""
+        queue = check_name(queue, "queue")
         with self._lock:
             alive = sum(1 for s in self._servers.values() if s.process.poll() is None)
             if alive + count > MAX_SERVERS:
@@ -119,7 +121,7 @@ class ServerPool:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             states = [s.stats()["state"] for s in started]
-            if all(state in ("serving", "exited") for state in states):
+            if all(state in ("serving", "exited", "error") for state in states):
                 break
             time.sleep(0.05)
         result = [s.stats() for s in started]
