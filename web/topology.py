@@ -31,7 +31,7 @@ POLL_INTERVAL_S = 3.0
 class AmqpNameConverter(PathConverter):
     """A name in a URL path: anything, slashes included, even a leading one (``DELETE /api/queues//a``)."""
 
-    regex = ".+?"
+    regex = r"[\s\S]+?"  # any character, a newline too: a name with control characters gets the check's 400
     part_isolating = False  # must be said: werkzeug infers True from a regex without "/"
 
 
