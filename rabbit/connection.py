@@ -104,10 +104,11 @@ def stuck_links() -> list[dict[str, Any]]:
     return found
 
 
-def abort_socket(conn: pika.BlockingConnection | None) -> bool:
+def abort_socket(conn: pika.BlockingConnection | pika.SelectConnection | None) -> bool:
     """Shut the connection's socket down from any thread (no pika state is touched): a pika call blocked on it
-    sees end of stream and raises ``StreamLostError`` in its own thread. True if there was a socket to shut."""
-    transport = getattr(getattr(conn, "_impl", None), "_transport", None)
+    sees end of stream and raises ``StreamLostError`` in its own thread (an asynchronous connection reports it
+    to its close callback). True if there was a socket to shut."""
+    transport = getattr(getattr(conn, "_impl", conn), "_transport", None)
     sock = getattr(transport, "_sock", None)
     if sock is None:
         return False

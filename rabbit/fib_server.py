@@ -37,7 +37,7 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.connection import connection_parameters
+from rabbit.connection import abort_socket, connection_parameters
 from rabbit.errors import InvalidInput
 from rabbit.fib import DEFAULT_MAX_N, FibRequestError, answer
 from rabbit.urls import DEFAULT_AMQP_URL, redact_url
@@ -192,7 +192,9 @@ class FibServer:
         log.error("%s: %s", self.server_id, self.stats["error"])
         self._stopping = True
         self._set_state("error")
-        self._close()
+        # Not conn.close(): pika would first close the channel, and that Close waits behind the unanswered declare.
+        if not abort_socket(self._connection) and self._connection is not None:
+            self._connection.ioloop.stop()
 
     def on_channel_closed(self, channel: Any, reason: BaseException) -> None:
         if channel is not self._channel or self._stopping:
