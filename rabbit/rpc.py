@@ -33,7 +33,7 @@ from typing import Any
 
 import pika
 
-from rabbit.connection import STUCK_AFTER_S, connection_parameters, register_owner
+from rabbit.connection import STUCK_AFTER_S, abort_socket, connection_parameters, register_owner
 from rabbit.correlation import ANSWERED, PendingCalls
 from rabbit.errors import BrokerUnavailable, LabError
 from rabbit.urls import redact_url
@@ -374,6 +374,7 @@ class RpcClient:
                 conn.ioloop.start()
             except Exception:
                 log.exception("%s: ioloop failed", self.name)
+                abort_socket(conn)  # never leave the old connection open behind the new one
             finally:  # each SelectConnection has its own ioloop (poller + waker sockets): free it
                 with contextlib.suppress(Exception):
                     conn.ioloop.close()
@@ -471,8 +472,15 @@ class RpcClient:
         conn = self._conn
         if conn is None or not self._ready.is_set():
             raise BrokerUnavailable(self._down_text())
+
+        def guarded() -> None:  # one failing job must not end the ioloop (and every call in flight with it)
+            try:
+                fn()
+            except Exception:
+                log.exception("%s: a handed-over job failed", self.name)
+
         try:
-            conn.ioloop.add_callback_threadsafe(fn)
+            conn.ioloop.add_callback_threadsafe(guarded)
         except Exception as exc:
             raise BrokerUnavailable(self._down_text()) from exc
 

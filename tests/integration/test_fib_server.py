@@ -473,3 +473,11 @@ def test_the_fib_server_command_refuses_a_bad_queue_name(broker_url):
     )
     assert done.returncode == 2
     assert "control character" in done.stderr
+
+
+def test_a_failing_job_in_the_rpc_client_does_not_reconnect_it(client, fib_servers):
+    """A job that raises inside the owner used to end the ioloop: a reconnect that failed every call in flight."""
+    fib_servers()
+    client._hand_over(lambda: 1 / 0)
+    assert client.call(10, queue=fib_servers.queue)["result"] == "55"
+    assert client.status["reconnects"] == 0 and client.status["state"] == "connected"
