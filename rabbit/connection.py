@@ -6,6 +6,12 @@ thread (a greenlet when gevent has patched ``threading``): that owner connects, 
 other threads or greenlets hand it through :meth:`BrokerLink.call`. Every state change is reported to an
 injected ``on_status`` callback.
 
+An owner that does not come back is replaced, not waited for: when a handed-in job is still not done at its
+timeout (a blocking pika call waiting for a reply that never comes, say), the link abandons that owner, shuts its
+socket down from outside (which makes the stuck pika call raise, so the old owner ends and its connection goes) and
+starts a fresh owner with a fresh connection at once. While an owner is busy past ``stuck_after`` seconds,
+:attr:`BrokerLink.status` says ``stuck`` (health reports it).
+
 This is the only module that creates pika connections for the app, so a later move to pika 1.5's
 thread-safe connection class stays small.
 """
@@ -14,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -29,6 +37,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from rabbit.errors import BrokerError, BrokerUnavailable
 from rabbit.reasons import blocked_text, plain_reason, quiet_pika_logs
 from rabbit.urls import redact_url
+from rabbit.validation import DEFAULT_FRAME_MAX
 
 log = logging.getLogger(__name__)
 quiet_pika_logs()  # pika's six ERROR lines and a traceback per failed attempt go to debug; the lab says it once
@@ -40,6 +49,18 @@ CONNECTING = "connecting"
 RECONNECTING = "reconnecting"
 DOWN = "down"
 STOPPED = "stopped"
+
+STUCK_AFTER_S = 3.0  # an owner busy longer than this is reported as stuck (health turns "degraded")
+
+# Every live connection owner of this process (links, the RPC client: anything with ``name`` and
+# ``stuck_for()``), for health: one stuck owner anywhere makes the lab "degraded".
+_OWNERS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def register_owner(owner: Any) -> None:
+    """Have ``owner`` (with a ``name`` and a ``stuck_for() -> float | None``) counted by :func:`stuck_links`."""
+    _OWNERS.add(owner)
+
 
 # Errors that mean "the connection is gone", as opposed to a channel error the broker reports.
 CONNECTION_LOST = (
@@ -68,6 +89,43 @@ def describe_error(exc: BaseException, url: str = "") -> str:
     return plain_reason(exc, url)
 
 
+def stuck_links() -> list[dict[str, Any]]:
+    """The connection owners of this process that are stuck now: ``[{"name", "stuck_for_s"}]``."""
+    found = []
+    for link in list(_OWNERS):
+        stuck_for = link.stuck_for()
+        if stuck_for is not None:
+            found.append({"name": link.name, "stuck_for_s": round(stuck_for, 1)})
+    return found
+
+
+def abort_socket(conn: pika.BlockingConnection | pika.SelectConnection | None) -> bool:
+    """Shut the connection's socket down from any thread (no pika state is touched): a pika call blocked on it
+    sees end of stream and raises ``StreamLostError`` in its own thread (an asynchronous connection reports it
+    to its close callback). True if there was a socket to shut."""
+    transport = getattr(getattr(conn, "_impl", conn), "_transport", None)
+    sock = getattr(transport, "_sock", None)
+    if sock is None:
+        return False
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        return False
+    return True
+
+
+class _Owner:
+    """One owner (thread or greenlet) and its connection. A link replaces an owner that is stuck; the old one
+    finishes on its own and must no longer touch the link's state."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.ident: int | None = None
+        self.connection: pika.BlockingConnection | None = None
+        self.channel: BlockingChannel | None = None
+        self.busy_since: float | None = None  # monotonic time the running job started
+
+
 class BrokerLink:
     """Owns one AMQP connection; runs handed-in work on it; reconnects with backoff.
 
@@ -86,6 +144,7 @@ class BrokerLink:
         backoff_max: float = 5.0,
         heartbeat: int = 20,
         pump_interval: float = 0.25,
+        stuck_after: float = STUCK_AFTER_S,
     ) -> None:
         self.url = url
         self.name = name
@@ -94,18 +153,21 @@ class BrokerLink:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._pump_interval = pump_interval
+        self._stuck_after = stuck_after
         params = connection_parameters(url, name, heartbeat=heartbeat)
         params.blocked_connection_timeout = 30
         self._params = params
-        self._jobs: deque[tuple[Callable[[BlockingChannel], Any], Future]] = deque()
+        # (fn, future, monotonic time handed in)
+        self._jobs: deque[tuple[Callable[[BlockingChannel], Any], Future, float]] = deque()
         self._jobs_lock = threading.Lock()
         self._stopping = threading.Event()
         self._connected_event = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._owner_ident: int | None = None
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
+        self._owner = _Owner(0)
+        self._recover_lock = threading.Lock()
+        self._recovering = False
+        self.recoveries = 0
         self._status: dict[str, Any] = {
             "connected": False,
             "state": CONNECTING,
@@ -116,14 +178,44 @@ class BrokerLink:
             "since": time.time(),
             "retry_at": None,  # epoch seconds of the next attempt while it cannot connect
             "blocked": None,  # "the broker is blocking publishers: memory alarm" while connection.blocked holds
+            "stuck": False,
+            "recoveries": 0,
         }
         self._logged_reason: str | None = None  # the last reason logged: one line per change, not per attempt
+        register_owner(self)
 
     # ----------------------------------------------------------------- public API
     @property
     def status(self) -> dict[str, Any]:
-        """A copy of the current status: ``connected``, ``state``, redacted ``url``, ``server_version``..."""
-        return dict(self._status)
+        """A copy of the current status: ``connected``, ``state``, redacted ``url``, ``server_version``...,
+        ``stuck`` (the owner has been busy past ``stuck_after`` seconds) and ``recoveries`` (stuck owners
+        replaced so far)."""
+        status = dict(self._status)
+        stuck_for = self.stuck_for()
+        status["stuck"] = stuck_for is not None
+        if stuck_for is not None:
+            status["stuck_for_s"] = round(stuck_for, 1)
+        return status
+
+    def stuck_for(self) -> float | None:
+        """Seconds the owner has been stuck (a job running, or waiting to be picked up, longer than
+        ``stuck_after``), or None when it is not."""
+        now = time.monotonic()
+        busy = self._owner.busy_since
+        with self._jobs_lock:
+            oldest = self._jobs[0][2] if self._jobs else None
+        ages = [now - t for t in (busy, oldest) if t is not None]
+        age = max(ages, default=0.0)
+        return age if age > self._stuck_after else None
+
+    @property
+    def frame_max(self) -> int:
+        """The frame size the current connection negotiated (RabbitMQ's default until the first connection)."""
+        conn = self._owner.connection
+        try:
+            return int(conn._impl.params.frame_max) if conn is not None else DEFAULT_FRAME_MAX
+        except (AttributeError, TypeError, ValueError):
+            return DEFAULT_FRAME_MAX
 
     @property
     def connected(self) -> bool:
@@ -137,19 +229,26 @@ class BrokerLink:
     def start(self) -> BrokerLink:
         """Start the owner (a thread, or a greenlet under gevent's patching)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"broker-link:{self.name}", daemon=True)
-            self._thread.start()
+            self._start_owner(self._owner)
         return self
+
+    def _start_owner(self, owner: _Owner) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(owner,), name=f"broker-link:{self.name}:{owner.generation}", daemon=True
+        )
+        self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the connection and end the owner."""
         self._stopping.set()
         self._wake.set()
-        conn = self._connection
+        conn = self._owner.connection
         if conn is not None:
             self._drop_if_blocked(conn)
             with contextlib.suppress(Exception):  # the connection may already be gone
                 conn.add_callback_threadsafe(lambda: None)
+            if self.stuck_for() is not None:  # a stuck owner would not see the wake-up: unblock it
+                abort_socket(conn)
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -163,27 +262,56 @@ class BrokerLink:
         A broker error closes only the channel: it is raised as :class:`BrokerError` and the next call gets a
         fresh channel. Raises :class:`BrokerUnavailable` at once while the broker is unreachable; right after
         :meth:`start`, while the first connection is still being made, it waits for it up to ``min(timeout, 5)``
-        seconds rather than fail a request that came a moment too early.
+        seconds rather than fail a request that came a moment too early (and the same while a stuck owner is
+        being replaced).
+
+        A job not done within ``timeout`` raises :class:`BrokerUnavailable` *and* replaces the owner (see
+        :meth:`recover`): whatever held it, the next call gets a fresh connection instead of waiting behind it.
         """
-        if threading.get_ident() == self._owner_ident:
-            return self._run_job(fn)
-        if self._status["state"] == CONNECTING:  # just started: the first connection is on its way
+        owner = self._owner
+        if threading.get_ident() == owner.ident:
+            return self._run_job(fn, owner)
+        if self._status["state"] == CONNECTING or self._recovering:  # a connection is on its way
             self._connected_event.wait(min(timeout, 5.0))
-        conn = self._connection
+        owner = self._owner
+        conn = owner.connection
         if conn is None or not self.connected:
             raise BrokerUnavailable(self._unavailable_text())
         future: Future = Future()
         with self._jobs_lock:
-            self._jobs.append((fn, future))
+            self._jobs.append((fn, future, time.monotonic()))
         try:
-            conn.add_callback_threadsafe(self._drain_jobs)
+            conn.add_callback_threadsafe(lambda: self._drain_jobs(owner))
         except Exception as exc:
             raise BrokerUnavailable(self._unavailable_text()) from exc
         try:
             return future.result(timeout)
         except FutureTimeout as exc:
             future.cancel()
-            raise BrokerUnavailable(f"the broker did not answer within {timeout:g} s") from exc
+            reason = f"the broker did not answer within {timeout:g} s"
+            self.recover(reason, owner)
+            raise BrokerUnavailable(
+                f"{reason}; the lab dropped that connection and opens a new one (try again)"
+            ) from exc
+
+    def recover(self, reason: str, owner: _Owner | None = None) -> bool:
+        """Replace a stuck owner: abandon it, shut its socket down so a blocked pika call
+        in it raises, and start a new owner with a new connection at once. ``owner`` is the one the caller saw
+        stuck: if it was replaced already, nothing happens (False)."""
+        with self._recover_lock:
+            old = self._owner
+            if self._stopping.is_set() or (owner is not None and owner is not old):
+                return False
+            self._recovering = True
+            self._owner = _Owner(old.generation + 1)
+            self.recoveries += 1
+            self._status["recoveries"] = self.recoveries
+        log.warning("%s: owner stuck (%s): dropping its connection and reconnecting", self.name, reason)
+        self._connected_event.clear()  # jobs already handed in stay queued: the new owner runs them
+        self._set_status(connected=False, state=RECONNECTING, error=f"recovering: {reason}")
+        abort_socket(old.connection)
+        self._start_owner(self._owner)
+        return True
 
     # ----------------------------------------------------------------- owner side
     def _unavailable_text(self) -> str:
@@ -203,11 +331,15 @@ class BrokerLink:
             except Exception:
                 log.exception("status callback failed")
 
-    def _run(self) -> None:
-        self._owner_ident = threading.get_ident()
+    def _current(self, owner: _Owner) -> bool:
+        """Whether ``owner`` still is the link's owner (not replaced, link not stopping)."""
+        return owner is self._owner and not self._stopping.is_set()
+
+    def _run(self, owner: _Owner) -> None:
+        owner.ident = threading.get_ident()
         backoff = self._backoff_initial
-        first = True
-        while not self._stopping.is_set():
+        first = owner.generation == 0
+        while self._current(owner):
             if not first:
                 self._set_status(state=RECONNECTING)
             attempts = self._status["attempts"] + 1
@@ -215,6 +347,9 @@ class BrokerLink:
             try:
                 conn = pika.BlockingConnection(self._params)
             except Exception as exc:
+                if not self._current(owner):
+                    break
+                self._recovering = False
                 self._connect_failed(exc, backoff, DOWN if first else RECONNECTING)
                 first = False
                 self._wake.wait(backoff)
@@ -222,31 +357,37 @@ class BrokerLink:
                 continue
             first = False
             backoff = self._backoff_initial
-            self._connection = conn
-            self._channel = None
+            owner.connection = conn
+            owner.channel = None
             try:
-                self._serve(conn)
+                if self._current(owner):
+                    self._serve(conn, owner)
             except CONNECTION_LOST as exc:
-                reason = describe_error(exc, self.url)
-                self._fail_pending(BrokerUnavailable(f"connection lost: {reason}"))
-                self._connected_event.clear()
-                if not self._stopping.is_set():
-                    self._logged_reason = f"connection lost: {reason}"
-                    log.warning("%s: connection lost: %s; reconnecting", self.name, reason)
-                    log.debug("%s: connection lost", self.name, exc_info=exc)
-                    self._set_status(
-                        connected=False,
-                        state=DOWN,
-                        error=reason,
-                        retry_at=time.time() + self._backoff_initial,
-                        blocked=None,  # that connection is gone; a new one is not blocked until it publishes
-                    )
+                if self._current(owner):
+                    reason = describe_error(exc, self.url)
+                    self._fail_pending(BrokerUnavailable(f"connection lost: {reason}"))
+                    self._connected_event.clear()
+                    if not self._stopping.is_set():
+                        self._logged_reason = f"connection lost: {reason}"
+                        log.warning("%s: connection lost: %s; reconnecting", self.name, reason)
+                        log.debug("%s: connection lost", self.name, exc_info=exc)
+                        self._set_status(
+                            connected=False,
+                            state=DOWN,
+                            error=reason,
+                            retry_at=time.time() + self._backoff_initial,
+                            blocked=None,  # that connection is gone; a new one is not blocked until it publishes
+                        )
                     self._wake.wait(self._backoff_initial)
             finally:
-                self._connection = None
-                self._channel = None
+                owner.connection = None
+                owner.channel = None
+                owner.busy_since = None
                 if conn.is_open:
                     self._close_connection(conn)
+        if owner is not self._owner:  # replaced: the new owner carries on, this one just ends
+            log.info("%s: an abandoned owner (generation %d) ended", self.name, owner.generation)
+            return
         self._connected_event.clear()
         self._fail_pending(BrokerUnavailable("the broker link was stopped"))
         self._set_status(connected=False, state=STOPPED, error=None)
@@ -301,55 +442,68 @@ class BrokerLink:
             )
         log.debug("%s: attempt %d failed: %s", self.name, self._status["attempts"], reason, exc_info=exc)
 
-    def _serve(self, conn: pika.BlockingConnection) -> None:
+    def _serve(self, conn: pika.BlockingConnection, owner: _Owner) -> None:
         self._status["blocked"] = None  # a new connection is not blocked until it publishes during an alarm
         self._watch_blocking(conn)
         version = conn._impl.server_properties.get("version")
         if isinstance(version, bytes):
             version = version.decode("utf-8", "replace")
         if self._on_connected is not None:
-            self._on_connected(conn)
+            owner.busy_since = time.monotonic()
+            try:
+                self._on_connected(conn)
+            finally:
+                owner.busy_since = None
+        if not self._current(owner):
+            return
         self._status["attempts"] = 0
+        self._recovering = False
         self._set_status(connected=True, state=CONNECTED, error=None, server_version=version, retry_at=None)
         self._connected_event.set()
         self._logged_reason = None
         log.info("%s: connected to %s (RabbitMQ %s)", self.name, self._status["url"], version)
-        while not self._stopping.is_set():
+        while self._current(owner):
             conn.process_data_events(time_limit=self._pump_interval)
-            self._drain_jobs()
+            self._drain_jobs(owner)
 
-    def _drain_jobs(self) -> None:
-        while True:
+    def _drain_jobs(self, owner: _Owner) -> None:
+        while self._current(owner):
             with self._jobs_lock:
                 if not self._jobs:
                     return
-                fn, future = self._jobs.popleft()
+                fn, future, _ = self._jobs.popleft()
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(self._run_job(fn))
+                future.set_result(self._run_job(fn, owner))
             except CONNECTION_LOST as exc:
                 future.set_exception(BrokerUnavailable(f"connection lost: {describe_error(exc)}"))
                 raise
             except BaseException as exc:
                 future.set_exception(exc)
 
-    def _run_job(self, fn: Callable[[BlockingChannel], T]) -> T:
-        channel = self._channel
+    def _run_job(self, fn: Callable[[BlockingChannel], T], owner: _Owner) -> T:
+        channel = owner.channel
         if channel is None or not channel.is_open:
-            if self._connection is None:
+            if owner.connection is None:
                 raise BrokerUnavailable(self._unavailable_text())
-            channel = self._channel = self._connection.channel()
+            channel = owner.channel = owner.connection.channel()
+        outer = owner.busy_since is None
+        if outer:
+            owner.busy_since = time.monotonic()
         try:
             return fn(channel)
         except pex.ChannelClosedByBroker as exc:
-            self._channel = None
+            owner.channel = None
             raise BrokerError.from_pika(exc) from None
+        finally:
+            if outer:
+                owner.busy_since = None
 
     def _fail_pending(self, error: Exception) -> None:
         with self._jobs_lock:
             pending = list(self._jobs)
             self._jobs.clear()
-        for _, future in pending:
+        for _, future, _ in pending:
             if future.set_running_or_notify_cancel():
                 future.set_exception(error)

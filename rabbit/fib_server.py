@@ -46,9 +46,11 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.connection import connection_parameters, describe_error
+from rabbit.connection import abort_socket, connection_parameters, describe_error
+from rabbit.errors import InvalidInput
 from rabbit.fib import DEFAULT_MAX_N, FibRequestError, answer
 from rabbit.urls import DEFAULT_AMQP_URL, redact_url
+from rabbit.validation import check_name
 
 log = logging.getLogger("rabbit.fib_server")
 
@@ -57,6 +59,7 @@ QUEUE_TYPES = ("auto", "quorum", "classic")
 URL_ENV_VARS = ("RABBITLENS_AMQP_URL", "AMQP_URL")
 STATUS_INTERVAL_S = 0.25
 STDOUT_INTERVAL_S = 1.0
+SETUP_TIMEOUT_S = 5.0  # queue declare + qos must be answered by then, or the server gives up (state "error")
 BACKOFF_MAX_S = 5.0
 
 
@@ -125,6 +128,7 @@ class FibServer:
         self._busy_until = 0.0
         self._backoff = 0.5
         self._stopping = False
+        self._setup_timer: Any = None
         self._last_printed: dict[str, Any] | None = None
         self._last_written: dict[str, Any] | None = None
         self._last_print_at = 0.0
@@ -156,10 +160,12 @@ class FibServer:
                     self._stopping = True
                 time.sleep(0.05)
             self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
-        self._set_state("stopped")
+        failed = self.stats["state"] == "error"
+        if not failed:
+            self._set_state("stopped")
         self._write_status(force=True)
         self._print_stats(force=True)
-        return 0
+        return 1 if failed else 0
 
     def request_stop(self) -> None:
         """Stop gracefully: stop consuming, finish and ack what is in hand, close. Safe from a signal handler."""
@@ -196,6 +202,7 @@ class FibServer:
         if not self._stopping:
             self.stats["error"] = describe_error(reason, self.amqp_url)
             log.warning("%s: connection closed: %s", self.server_id, self.stats["error"])
+        self._setup_timer = None  # timers die with their ioloop
         connection.ioloop.stop()
 
     def on_channel_open(self, channel: Any, step: str = "check") -> None:
@@ -209,6 +216,25 @@ class FibServer:
             )
         else:
             channel.queue_declare(self.queue, passive=True, callback=self.on_queue_declared)
+
+        if self._connection is not None and self._setup_timer is None:
+            self._setup_timer = self._connection.ioloop.call_later(SETUP_TIMEOUT_S, self._on_setup_stuck)
+
+    def _on_setup_stuck(self) -> None:
+        """No answer to the queue declare in time (the broker answered for another name, say): never sit in
+        "starting" for ever; report the error and end."""
+        self._setup_timer = None
+        if self.stats["state"] not in ("starting", "reconnecting"):
+            return
+        self.stats["error"] = (
+            f"the broker did not answer the declare of queue {self.queue!r} within {SETUP_TIMEOUT_S:g} s: giving up"
+        )
+        log.error("%s: %s", self.server_id, self.stats["error"])
+        self._stopping = True
+        self._set_state("error")
+        # Not conn.close(): pika would first close the channel, and that Close waits behind the unanswered declare.
+        if not abort_socket(self._connection) and self._connection is not None:
+            self._connection.ioloop.stop()
 
     def _queue_flags(self) -> tuple[bool, dict[str, Any]]:
         """(durable, arguments) of the queue this server declares when none exists."""
@@ -271,6 +297,9 @@ class FibServer:
 
     def on_qos_set(self, _frame: Any) -> None:
         assert self._channel is not None
+        if self._setup_timer is not None and self._connection is not None:
+            self._connection.ioloop.remove_timeout(self._setup_timer)
+        self._setup_timer = None
         self._consumer_tag = self._channel.basic_consume(
             self.queue, self.on_request, auto_ack=False, consumer_tag=f"{self.server_id}-{time.monotonic_ns()}"
         )
@@ -489,6 +518,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("a quorum queue is always durable: --no-queue-durable needs --queue-type classic (or auto)")
     if args.amqp_url is None:
         args.amqp_url = amqp_url_from_env()
+    try:
+        check_name(args.queue, "--queue")
+    except InvalidInput as exc:
+        parser.error(exc.message)
     return args
 
 

@@ -88,7 +88,6 @@ class MessageProperties(BaseModel):
         "content_type",
         "content_encoding",
         "correlation_id",
-        "reply_to",
         "message_id",
         "type",
         "user_id",
@@ -105,6 +104,20 @@ class MessageProperties(BaseModel):
         if value is not None and type(value) is not int:
             raise ValueError("delivery_mode must be the integer 1 (transient) or 2 (persistent)")
         return value
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, value: str | None) -> str | None:
+        """A queue name (a consumer will publish its reply there): the shared name check, control characters
+        refused."""
+        from rabbit.validation import check_name
+
+        if value is None:
+            return None
+        try:
+            return check_name(value, "reply_to", allow_empty=True)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from None
 
     @field_validator("expiration")
     @classmethod

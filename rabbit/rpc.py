@@ -11,6 +11,10 @@ at a time and a whole core burnt while it waits. This client keeps the wire prot
 - other threads hand work to the owner with ``ioloop.add_callback_threadsafe`` and wait on a ``threading.Event``;
   a burst runs entirely inside the owner, sending the next request from the previous one's reply callback.
 
+A queue check the broker does not answer within ``probe_timeout`` seconds (a name it rewrote, say) fails that one
+call, and the check channel is abandoned and replaced, so later calls never wait behind it; meanwhile
+:attr:`RpcClient.status` says ``stuck`` (and health turns "degraded").
+
 If the connection drops, calls in flight end as ``broker_down`` at once; the owner reconnects with backoff and
 declares a new callback queue. Events go to the injected ``on_event(name, payload)``: ``rpc_request``,
 ``rpc_reply``, ``rpc_timeout``, ``rpc_error``, ``rpc_orphan``, ``rpc_burst_progress``, ``rpc_client_status``.
@@ -30,11 +34,12 @@ from typing import Any
 
 import pika
 
-from rabbit.connection import connection_parameters, describe_error
+from rabbit.connection import STUCK_AFTER_S, abort_socket, connection_parameters, describe_error, register_owner
 from rabbit.correlation import ANSWERED, PendingCalls
 from rabbit.errors import BrokerUnavailable, LabError
 from rabbit.fib import fib
 from rabbit.urls import redact_url
+from rabbit.validation import check_name
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,7 @@ DEFAULT_BURST_MAX_S = 600.0
 NOT_AN_INTEGER = "not an exact integer: the server used floating point"
 FIRST_ROUNDED_FIB_N = 79  # fib(79) > 2**53: from here on a double cannot hold fib(n) exactly
 LARGEST_DOUBLE_FIB_N = 1476  # fib(1477) overflows a double (Infinity)
+PROBE_TIMEOUT_S = 5.0  # a passive queue declare not answered by then: the check channel is replaced
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -239,6 +245,8 @@ class RpcClient:
         heartbeat: int = 20,
         backoff_initial: float = 0.5,
         backoff_max: float = 5.0,
+        probe_timeout: float = PROBE_TIMEOUT_S,
+        stuck_after: float = STUCK_AFTER_S,
     ) -> None:
         self.amqp_url = amqp_url
         self.name = name
@@ -256,6 +264,11 @@ class RpcClient:
         self._probe_channel: Any = None
         self._probes: deque[tuple[str, Callable[[int | None, str | None], None]]] = deque()
         self._probe_busy = False
+        self._probe_since: float | None = None  # monotonic time the running probe was sent
+        self._probe_timer: Any = None
+        self._probe_timeout = probe_timeout
+        self._stuck_after = stuck_after
+        self.probe_recoveries = 0
         self._callback_queue: str | None = None
         self._timer: Any = None
         self._timer_at: float | None = None
@@ -270,11 +283,28 @@ class RpcClient:
             "error": None,
             "reconnects": 0,
         }
+        register_owner(self)
 
     # ================================================================== public, any thread
     @property
     def status(self) -> dict[str, Any]:
-        return {**self._status, "pending": len(self._book), "orphans": self.orphans}
+        """The connection state, ``pending`` calls, ``orphans``, ``stuck`` (a queue check unanswered past
+        ``stuck_after`` s) and ``probe_recoveries`` (check channels replaced)."""
+        return {
+            **self._status,
+            "pending": len(self._book),
+            "orphans": self.orphans,
+            "stuck": self.stuck_for() is not None,
+            "probe_recoveries": self.probe_recoveries,
+        }
+
+    def stuck_for(self) -> float | None:
+        """Seconds a queue check has been waiting for the broker past ``stuck_after``, or None."""
+        since = self._probe_since
+        if since is None:
+            return None
+        age = time.monotonic() - since
+        return age if age > self._stuck_after else None
 
     @property
     def callback_queue(self) -> str | None:
@@ -320,6 +350,7 @@ class RpcClient:
         """
         if reply_mode not in REPLY_MODES:
             raise LabError(f"reply_mode must be one of {', '.join(REPLY_MODES)}", code="INVALID")
+        queue = check_name(queue, "queue")
         if body is None:
             if n is None:
                 raise LabError("give n or body", code="INVALID")
@@ -346,6 +377,7 @@ class RpcClient:
 
     def consumer_count(self, queue: str, timeout: float = 5.0) -> int | None:
         """Consumers on ``queue`` now (None if the queue does not exist), by a passive declare."""
+        queue = check_name(queue, "queue")
         done = threading.Event()
         box: list[tuple[int | None, str | None]] = []
 
@@ -382,6 +414,7 @@ class RpcClient:
         """
         if not ns:
             raise LabError("ns must not be empty", code="INVALID")
+        queue = check_name(queue, "queue")
         total = len(ns) if calls is None else calls
 
         def cycle() -> Iterator[int]:
@@ -449,6 +482,7 @@ class RpcClient:
                 conn.ioloop.start()
             except Exception:
                 log.exception("%s: ioloop failed", self.name)
+                abort_socket(conn)  # never leave the old connection open behind the new one
             finally:  # each SelectConnection has its own ioloop (poller + waker sockets): free it
                 with contextlib.suppress(Exception):
                     conn.ioloop.close()
@@ -545,7 +579,7 @@ class RpcClient:
         self._probe_channel = None
         if self._probe_busy and self._probes:  # the head probe's queue does not exist (404)
             _, on_count = self._probes.popleft()
-            self._probe_busy = False
+            self._probe_done()
             code = getattr(reason, "reply_code", 0)
             on_count(None, None if code == 404 else f"queue check failed: {reason}")
         if self._conn is not None and self._conn.is_open and not self._stopping.is_set():
@@ -556,8 +590,15 @@ class RpcClient:
         conn = self._conn
         if conn is None or not self._ready.is_set():
             raise BrokerUnavailable(self._down_text())
+
+        def guarded() -> None:  # one failing job must not end the ioloop (and every call in flight with it)
+            try:
+                fn()
+            except Exception:
+                log.exception("%s: a handed-over job failed", self.name)
+
         try:
-            conn.ioloop.add_callback_threadsafe(fn)
+            conn.ioloop.add_callback_threadsafe(guarded)
         except Exception as exc:
             raise BrokerUnavailable(self._down_text()) from exc
 
@@ -579,10 +620,37 @@ class RpcClient:
             return
         queue, _ = self._probes[0]
         self._probe_busy = True
+        self._probe_since = time.monotonic()
         self._probe_channel.queue_declare(queue, passive=True, callback=self._on_probe_answer)
+        if self._conn is not None:
+            self._probe_timer = self._conn.ioloop.call_later(self._probe_timeout, self._on_probe_stuck)
+
+    def _probe_done(self) -> None:
+        self._probe_busy = False
+        self._probe_since = None
+        if self._probe_timer is not None and self._conn is not None:
+            self._conn.ioloop.remove_timeout(self._probe_timer)
+        self._probe_timer = None
+
+    def _on_probe_stuck(self) -> None:
+        """The broker did not answer the head probe in time: fail it, abandon its channel (pika would queue
+        every later declare behind the unanswered one) and open a new one for the probes that wait."""
+        self._probe_timer = None
+        if not self._probe_busy or not self._probes:
+            return
+        queue, on_count = self._probes.popleft()
+        self._probe_done()
+        self.probe_recoveries += 1
+        channel, self._probe_channel = self._probe_channel, None  # its close callback is now ignored
+        log.warning("%s: no answer to the check of queue %r: replacing the check channel", self.name, queue)
+        with contextlib.suppress(Exception):  # queued behind the unanswered declare: it may never go out
+            channel.close()
+        on_count(None, f"the broker did not answer the check of queue {queue!r} within {self._probe_timeout:g} s")
+        if self._conn is not None and self._conn.is_open and not self._stopping.is_set():
+            self._conn.channel(on_open_callback=self._on_probe_channel_open)
 
     def _on_probe_answer(self, frame: Any) -> None:
-        self._probe_busy = False
+        self._probe_done()
         _, on_count = self._probes.popleft()
         on_count(frame.method.consumer_count, None)
         self._next_probe()
@@ -773,6 +841,8 @@ class RpcClient:
         probes = list(self._probes)
         self._probes.clear()
         self._probe_busy = False
+        self._probe_since = None
+        self._probe_timer = None
         for _, on_count in probes:
             on_count(None, "broker_down")
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rabbit.errors import LabError
+from rabbit.validation import check_name
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_SERVERS = 8
@@ -137,6 +138,7 @@ class ServerPool:
                 "a quorum queue is always durable: for a transient queue use queue_type classic (or auto)",
                 code="INVALID",
             )
+        queue = check_name(queue, "queue")
         with self._lock:
             alive = sum(1 for s in self._servers.values() if s.process.poll() is None)
             if alive + count > self.max_servers:  # checked and spawned under one lock: concurrent starts cannot race
@@ -152,7 +154,7 @@ class ServerPool:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             states = [s.stats()["state"] for s in started]
-            if all(state in ("serving", "exited") for state in states):
+            if all(state in ("serving", "exited", "error") for state in states):
                 break
             time.sleep(0.05)
         result = [s.stats() for s in started]

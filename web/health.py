@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint
 
+from rabbit.connection import stuck_links
 from web.api import api
 from web.lab import current_lab
 
@@ -19,9 +20,11 @@ bp = Blueprint("health", __name__)
 def health() -> dict[str, Any]:
     lab = current_lab()
     broker = lab.broker_status()
+    stuck = stuck_links()  # any connection owner of the lab (main link, publisher, consumers, taps, trace)
     return {
-        "status": "ok" if broker["connected"] and not broker["blocked"] else "degraded",
+        "status": "ok" if broker["connected"] and not broker["blocked"] and not stuck else "degraded",
         "broker": broker,
+        "stuck": stuck,
         "management": lab.management.available(),
     }
 

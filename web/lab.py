@@ -33,7 +33,18 @@ class Lab:
     def broker_status(self) -> dict[str, Any]:
         """The public ``broker`` object of health and ``broker_status`` (no secrets in it)."""
         status = self.link.status
-        keys = ("connected", "state", "url", "server_version", "error", "attempts", "since", "retry_at")
+        keys = (
+            "connected",
+            "state",
+            "url",
+            "server_version",
+            "error",
+            "attempts",
+            "since",
+            "retry_at",
+            "stuck",
+            "recoveries",
+        )
         broker = {key: status.get(key) for key in keys}
         broker["blocked"] = status.get("blocked") or next((b for b in (f() for f in self.blocked_sources) if b), None)
         return broker

@@ -31,7 +31,7 @@ POLL_INTERVAL_S = 3.0
 class AmqpNameConverter(PathConverter):
     """A name in a URL path: anything, slashes included, even a leading one (``DELETE /api/queues//a``)."""
 
-    regex = ".+?"
+    regex = r"[\s\S]+?"  # any character, a newline too: a name with control characters gets the check's 400
     part_isolating = False  # must be said: werkzeug infers True from a regex without "/"
 
 
@@ -152,7 +152,7 @@ def get_topology() -> dict[str, Any]:
 def declare_exchange(body: ExchangeIn) -> tuple[dict[str, Any], int]:
     name = validation.check_name(body.name, "exchange name")
     validation.check_exchange_type(body.type)
-    arguments = validation.check_exchange_arguments(body.arguments)
+    arguments = validation.check_exchange_arguments(body.arguments, frame_max=current_lab().link.frame_max)
     record = topology().declare_exchange(
         name, body.type, durable=body.durable, auto_delete=body.auto_delete, internal=body.internal, arguments=arguments
     )
@@ -181,7 +181,7 @@ def delete_exchange(name: str) -> Response:
 )
 def declare_queue(body: QueueIn) -> tuple[dict[str, Any], int]:
     name = validation.check_name(body.name, "queue name", allow_empty=True)
-    arguments = validation.check_queue_arguments(body.arguments)
+    arguments = validation.check_queue_arguments(body.arguments, frame_max=current_lab().link.frame_max)
     record = topology().declare_queue(name, durable=body.durable, auto_delete=body.auto_delete, arguments=arguments)
     return record, 201
 
@@ -219,7 +219,9 @@ def checked_binding(body: BindingIn) -> dict[str, Any]:
         ),
         "destination_type": validation.check_destination_type(body.destination_type),
         "routing_key": validation.check_routing_key(body.routing_key),
-        "arguments": validation.check_table(body.arguments, "binding arguments"),
+        "arguments": validation.check_table(
+            body.arguments, "binding arguments", frame_max=current_lab().link.frame_max
+        ),
     }
 
 

@@ -22,6 +22,7 @@ from rabbit.consumer import PREFETCH_MAX, WORK_MS_MAX, Consumer
 from rabbit.errors import InvalidInput, LabError
 from rabbit.properties import MessageProperties, decode_body
 from rabbit.publisher import Outcome, Publisher, PublishRequest, check_routing_key_bytes
+from rabbit.validation import check_table_size
 from web.api import ApiModel, api
 from web.lab import Lab, current_lab
 from web.limits import Slots
@@ -245,6 +246,8 @@ class TrafficService:
                 f"{self.max_burst_bytes} bytes (RABBITLENS_PUBLISH_MAX_BURST_BYTES); send fewer or smaller messages"
             )
         props = body.properties
+        # Headers too big for one frame would make the broker close the publisher's connection (501 FRAME_ERROR).
+        check_table_size(props.headers, "headers", self.publisher.link.frame_max)
         prediction = self.prediction(body.exchange, body.routing_key, props.headers)
         predicted = prediction.queues
         request = PublishRequest(body.exchange, body.routing_key, data, props, body.mandatory, predicted)

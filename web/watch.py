@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response
 from pydantic import Field
 
+from rabbit import validation
 from rabbit.errors import LabError
 from rabbit.management import ManagementUnavailable
 from rabbit.tap import Tap
@@ -70,6 +71,11 @@ class WatchService:
 
     # ----------------------------------------------------------------- taps
     def create_tap(self, exchange: str, binding_key: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
+        # The shared checks (255 bytes of UTF-8, no control characters, tables pika can encode that fit a frame):
+        # a tap re-declares and re-binds after every reconnect, so a bad one would reconnect in a loop.
+        exchange = validation.check_name(exchange, "exchange", allow_empty=True)
+        binding_key = validation.check_routing_key(binding_key, "binding_key")
+        arguments = validation.check_table(arguments, "tap arguments", frame_max=self.lab.link.frame_max)
         with self.tap_slots.reserve(lambda: len(self.taps)):  # taps still starting count too
             if exchange:  # 404 at once for a missing exchange (the default exchange '' always exists)
                 self.lab.link.call(lambda ch: ch.exchange_declare(exchange, passive=True))

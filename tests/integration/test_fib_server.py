@@ -390,3 +390,94 @@ def test_a_server_stops_when_the_lab_that_started_it_is_gone(broker_url, tmp_pat
     finally:
         if pid_alive(child):
             os.kill(child, 9)
+
+
+# ---------------------------------------------------------------------- names the broker rewrites (issue 15.1)
+def test_the_rpc_client_refuses_a_bad_queue_name_before_pika(client):
+    from rabbit.errors import InvalidInput
+
+    for bad in ("q\r", "a\nb", "兔" * 86):
+        with pytest.raises(InvalidInput):
+            client.call(5, queue=bad)
+        with pytest.raises(InvalidInput):
+            client.burst([5], queue=bad)
+        with pytest.raises(InvalidInput):
+            client.consumer_count(bad)
+    assert client.status["state"] == "connected" and client.status["stuck"] is False
+
+
+def test_a_queue_check_the_broker_never_answers_does_not_wedge_later_calls(broker_url, amqp, unique):
+    """Below the validation: a passive declare of "q\\r" is answered for "q", pika waits for ever and would queue
+    every later check behind it. The client reports stuck, fails that one check after probe_timeout, replaces the
+    check channel, and the next call answers at once."""
+    from rabbit.connection import stuck_links
+
+    base = unique("rpc-wedge")
+    amqp.channel.queue_declare(base)  # the stripped name exists: the broker answers DeclareOk("<base>")
+    amqp.queues.append(base)
+    rpc = RpcClient(broker_url, name="test-rpc-wedge", probe_timeout=2.0, stuck_after=0.5).start()
+    try:
+        assert rpc.wait_ready(10)
+        answers: list[tuple] = []
+        done = threading.Event()
+
+        def on_count(count, error):
+            answers.append((count, error))
+            done.set()
+
+        rpc._hand_over(lambda: rpc._probe(f"{base}\r", on_count))  # what an unchecked name used to do
+        wait_until(lambda: rpc.status["stuck"], timeout=5, message="the client reported stuck")
+        assert any(s["name"] == "test-rpc-wedge" for s in stuck_links())
+        assert done.wait(5)
+        count, error = answers[0]
+        assert count is None and "did not answer the check" in error
+        started = time.monotonic()
+        assert rpc.consumer_count(base) == 0
+        with pytest.raises(RpcTimeout):  # no server: answered at once, not after a wait behind the stuck check
+            rpc.call(3, queue=base, timeout_s=1)
+        assert time.monotonic() - started < 1.0
+        status = rpc.status
+        assert status["stuck"] is False and status["probe_recoveries"] == 1
+        assert status["state"] == "connected" and status["reconnects"] == 0
+    finally:
+        rpc.stop()
+
+
+def test_a_fib_server_whose_queue_declare_is_never_answered_ends_in_error(broker_url, amqp, tmp_path, unique):
+    """Below the validation (the class directly): "q\\r" is declared as "q", the server would sit in "starting"
+    for ever; it gives up after SETUP_TIMEOUT_S with the reason."""
+    from rabbit import fib_server
+
+    base = unique("fib-wedge")
+    amqp.queues.append(base)
+    server = fib_server.FibServer(broker_url, queue=f"{base}\r", status_file=tmp_path / "s.json", print_stats=False)
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(server.run()))
+    started = time.monotonic()
+    runner.start()
+    runner.join(fib_server.SETUP_TIMEOUT_S + 10)
+    assert result == [1], "the server should have ended with an error"
+    assert time.monotonic() - started < fib_server.SETUP_TIMEOUT_S + 5
+    assert server.stats["state"] == "error"
+    assert "did not answer the declare" in server.stats["error"]
+    assert json.loads((tmp_path / "s.json").read_text())["state"] == "error"
+
+
+def test_the_fib_server_command_refuses_a_bad_queue_name(broker_url):
+    done = subprocess.run(
+        [sys.executable, "-m", "rabbit.fib_server", "--amqp-url", broker_url, "--queue", "a\nb"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "control character" in done.stderr
+
+
+def test_a_failing_job_in_the_rpc_client_does_not_reconnect_it(client, fib_servers):
+    """A job that raises inside the owner used to end the ioloop: a reconnect that failed every call in flight."""
+    fib_servers()
+    client._hand_over(lambda: 1 / 0)
+    assert client.call(10, queue=fib_servers.queue)["result"] == "55"
+    assert client.status["reconnects"] == 0 and client.status["state"] == "connected"

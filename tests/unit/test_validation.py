@@ -13,6 +13,10 @@ from rabbit.validation import (
     check_queue_arguments,
     check_routing_key,
     check_table,
+    check_table_size,
+    control_character,
+    table_encoded_size,
+    table_limit,
 )
 
 
@@ -54,7 +58,7 @@ def test_names_with_slashes_percent_spaces_unicode_pass_validation(name):
     assert check_name(name, "name") == name
 
 
-@given(st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1))
+@given(st.text(alphabet=st.characters(exclude_categories=("Cc", "Cs")), min_size=1))
 def test_any_valid_text_is_a_name_exactly_when_it_fits_255_bytes(text):
     fits = len(text.encode("utf-8")) <= 255
     if fits:
@@ -207,3 +211,96 @@ def test_invalid_input_is_a_lab_error_with_the_invalid_code():
         check_name("", "queue name")
     assert caught.value.code == "INVALID"
     assert caught.value.to_dict() == {"code": "INVALID", "message": "queue name must not be empty"}
+
+
+# --------------------------------------------------------------------------- control characters (issue 15.1)
+CHECKS = [
+    lambda v: check_name(v, "queue name"),
+    lambda v: check_routing_key(v, "routing key"),
+    lambda v: check_table({v: 1}, "headers"),
+    lambda v: check_queue_arguments({"x-dead-letter-exchange": v}),
+    lambda v: check_exchange_arguments({"alternate-exchange": v}),
+]
+
+
+@pytest.mark.parametrize("check", CHECKS)
+@pytest.mark.parametrize("bad", ["a\nb", "q\r", "\x00", "tab\there", "del\x7f", "c1\x85"])
+def test_every_name_and_key_refuses_control_characters(check, bad):
+    with pytest.raises(InvalidInput, match=r"control character \(U\+00[0-9A-F]{2} at position \d+\)"):
+        check(bad)
+
+
+def test_the_message_names_the_character_and_where_it_is():
+    with pytest.raises(InvalidInput) as info:
+        check_name("a\nb", "queue name")
+    assert info.value.message.startswith("queue name holds a control character (U+000A at position 1)")
+    assert "strips CR and LF" in info.value.message
+
+
+@given(
+    st.text(alphabet=st.characters(exclude_categories=("Cs", "Cc")), max_size=40),
+    st.characters(categories=("Cc",)),
+    st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40),
+)
+def test_any_text_with_a_control_character_is_refused_as_name_and_key(before, control, after):
+    text = before + control + after
+    assert control_character(text) == (len(before), f"U+{ord(control):04X}")
+    for check in CHECKS[:3]:
+        with pytest.raises(InvalidInput, match="control character"):
+            check(text)
+
+
+def test_printable_unicode_is_not_a_control_character():
+    assert control_character("ünïcødé 兔 #.* a/b\u00a0") is None
+
+
+# --------------------------------------------------------------------------- table sizes (issue 15.4)
+def test_table_size_is_what_pika_encodes():
+    import pika.data
+
+    table = {"a": "x" * 10, "n": 5, "nested": {"list": [1, "two", None, True]}}
+    pieces: list[bytes] = []
+    pika.data.encode_table(pieces, table)
+    assert table_encoded_size(table) == len(b"".join(pieces))
+
+
+def test_a_table_over_the_frame_is_refused_with_the_limit():
+    big = {"blob": "x" * 140_000}
+    with pytest.raises(InvalidInput) as info:
+        check_table(big, "binding arguments", frame_max=131072)
+    message = info.value.message
+    assert f"binding arguments take {table_encoded_size(big)} bytes encoded" in message
+    assert f"at most {table_limit(131072)} bytes fit" in message
+    assert "frame_max is 131072" in message
+
+
+def test_a_table_just_at_the_limit_fits():
+    limit = table_limit(131072)
+    overhead = table_encoded_size({"blob": ""})
+    check_table_size({"blob": "x" * (limit - overhead)}, "headers", 131072)
+    with pytest.raises(InvalidInput):
+        check_table_size({"blob": "x" * (limit - overhead + 1)}, "headers", 131072)
+
+
+def test_every_table_check_takes_the_frame_size():
+    big = {"blob": "x" * 5000}
+    for check in (check_queue_arguments, check_exchange_arguments, check_headers):
+        assert check(big) == big  # no frame given: no size check
+        with pytest.raises(InvalidInput, match="bytes encoded"):
+            check(big, frame_max=8192)
+
+
+@given(st.dictionaries(st.text(alphabet="abc", min_size=1, max_size=5), st.text(max_size=3000), max_size=4))
+def test_a_table_is_refused_exactly_when_its_encoding_is_over_the_limit(table):
+    fits = table_encoded_size(table) <= table_limit(8192)
+    if fits:
+        assert check_table(table, frame_max=8192) == table
+    else:
+        with pytest.raises(InvalidInput):
+            check_table(table, frame_max=8192)
+
+
+@pytest.mark.parametrize("value", [2**64, 1.5, 1e308, -(2**63) - 1])
+def test_tables_refuse_numbers_pika_cannot_encode(value):
+    with pytest.raises(InvalidInput):
+        check_table({"x-arg": value}, "tap arguments")
