@@ -17,22 +17,46 @@ from typing import Any
 from flask import Flask, request
 from flask_socketio import ConnectionRefusedError, SocketIO
 
-from rabbit.connection import BrokerLink
-from rabbit.management import ManagementClient
+from lab.broker import BrokerService
+from lab.container import Lab
+from lab.events import EventSink, Spawn
+from lab.rpc import RpcService
+from lab.settings import Settings, is_loopback
+from lab.topology import TopologyService
+from lab.traffic import TrafficService
+from lab.watch import WatchService
 from rabbit.urls import redact_url
 from web import health, pages, rpc, topology, traffic, watch
 from web.api import docs_bp
 from web.errors import register_error_handlers
-from web.lab import EXTENSION_KEY, Lab, install_log_redaction
+from web.lab import EXTENSION_KEY, HUB_KEY, install_log_redaction
 from web.live import LiveHub, TextOnlyPacket
 from web.security import HostPolicy, TooManyTries, init_security, is_authorized, socketio_origin_check
-from web.settings import Settings, is_loopback
 
 log = logging.getLogger("rabbitlens")
 
 
+def build_lab(settings: Settings, events: EventSink, spawn: Spawn) -> Lab:
+    """The lab's services, each handed the others it needs (nothing is started here).
+
+    broker  the main link and the broker status (the publisher's alarms show in it)
+    watch   taps and the firehose                     <- the main link (passive checks), the management API
+    topology  declares, routes, the live feed         <- the main link, the management API, watch's tap bindings
+    traffic   publishes, consumers, predictions       <- topology (predictions), broker (blocked status)
+    rpc       client, fib servers, inspector          <- watch (the firehose the inspector reads)
+    """
+    broker = BrokerService(settings, events)
+    watch = WatchService(settings, events, link=broker.link, management=broker.management)
+    topology = TopologyService(
+        settings, events, link=broker.link, management=broker.management, lab_bindings=watch.tap_bindings
+    )
+    traffic = TrafficService(settings, events, broker=broker, topology=topology, spawn=spawn)
+    rpc = RpcService(settings, events, watch=watch, spawn=spawn)
+    return Lab(settings=settings, broker=broker, watch=watch, topology=topology, traffic=traffic, rpc=rpc)
+
+
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
-    """Build the Flask app, its Socket.IO server and its services (the broker link starts here)."""
+    """Build the Flask app, its Socket.IO server and the lab's services (the broker link starts here)."""
     settings = config if isinstance(config, Settings) else Settings.from_env(**(config or {}))
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.config["JSON_SORT_KEYS"] = False
@@ -53,15 +77,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         client_max_backlog=settings.client_max_backlog,
         client_max_backlog_bytes=settings.client_max_backlog_bytes,
     )
-
-    def on_status(status: dict[str, Any]) -> None:
-        lab = app.extensions.get(EXTENSION_KEY)
-        if lab is not None:
-            hub.broadcast("broker_status", lab.broker_status())
-
-    link = BrokerLink(settings.amqp_url, name="rabbitlens", on_status=on_status)
-    lab = Lab(settings=settings, link=link, management=ManagementClient(settings.management_url), hub=hub)
+    lab = build_lab(settings, hub, socketio.start_background_task)
     app.extensions[EXTENSION_KEY] = lab
+    app.extensions[HUB_KEY] = hub
     app.extensions["socketio_server"] = socketio
     install_log_redaction(app, lab.secrets())
 
@@ -70,8 +88,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_bp)
-    for area in (topology, traffic, watch, rpc):
-        area.init_app(app, lab)
+    for area in (topology, traffic, watch, rpc):  # also the order in which a new page gets each area's state
+        area.init_app(app, lab, hub)
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
@@ -81,14 +99,14 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
             raise ConnectionRefusedError(str(exc)) from None
         if not authorized:
             raise ConnectionRefusedError("unauthorized: this lab needs its access token")
-        hub.send_to(request.sid, "broker_status", lab.broker_status())
+        hub.send_to(request.sid, "broker_status", lab.broker.status())
         hub.client_connected(request.sid, auth)
 
     @socketio.on("disconnect")
     def on_disconnect(*_reason: Any) -> None:
         hub.client_disconnected(request.sid)
 
-    link.start()
+    lab.start()
     return app
 
 

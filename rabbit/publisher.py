@@ -31,7 +31,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from rabbit.burst import ConfirmedBurst
 from rabbit.confirms import Confirmed
 from rabbit.connection import BrokerLink
-from rabbit.errors import BrokerBlocked, BrokerUnavailable, InvalidInput, LabError
+from rabbit.errors import BrokerBlocked, BrokerUnavailable, LabError
 from rabbit.properties import MessageProperties, body_preview, from_pika, pika_from_values, property_values, to_pika
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 ID_HEADER = "x-rabbitlens-id"
 TIME_HEADER = "x-rabbitlens-published"
 BURST_CHUNK = 200  # a burst reports its progress every this many confirms
-ROUTING_KEY_MAX = 255
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -56,11 +55,6 @@ _quiet_returns = _QuietReturns()
 
 def new_message_id(prefix: str = "m") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def check_routing_key_bytes(routing_key: str) -> None:
-    if len(routing_key.encode("utf-8")) > ROUTING_KEY_MAX:
-        raise InvalidInput(f"routing_key is longer than {ROUTING_KEY_MAX} bytes")
 
 
 @dataclass

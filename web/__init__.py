@@ -1,1 +1,2 @@
-"""The web layer of RabbitLens: HTTP and Socket.IO. It calls ``rabbit/`` and knows no AMQP details itself."""
+"""The web layer of RabbitLens: HTTP routes and the live Socket.IO hub. It calls the services of ``lab/`` and
+imports no pika."""

@@ -11,21 +11,21 @@ from flask import Blueprint
 
 from rabbit.connection import stuck_links
 from web.api import api
-from web.lab import current_lab
+from web.lab import current_hub, current_lab
 
 bp = Blueprint("health", __name__)
 
 
 @api.route(bp, "/api/health", "GET", summary="Broker connection and management API availability")
 def health() -> dict[str, Any]:
-    lab = current_lab()
-    broker = lab.broker_status()
+    broker_service = current_lab().broker
+    broker = broker_service.status()
     stuck = stuck_links()  # any connection owner of the lab (main link, publisher, consumers, taps, trace)
     return {
         "status": "ok" if broker["connected"] and not broker["blocked"] and not stuck else "degraded",
         "broker": broker,
         "stuck": stuck,
-        "management": lab.management.available(),
+        "management": broker_service.management.available(),
     }
 
 
@@ -60,5 +60,4 @@ def process_stats() -> dict[str, Any]:
 
 @api.route(bp, "/api/stats", "GET", summary="Process figures: RSS, open file descriptors, threads, greenlets")
 def stats() -> dict[str, Any]:
-    lab = current_lab()
-    return {"process": process_stats(), "broker": lab.broker_status(), "live": lab.hub.stats()}
+    return {"process": process_stats(), "broker": current_lab().broker.status(), "live": current_hub().stats()}

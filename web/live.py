@@ -1,7 +1,7 @@
-"""The bridge from ``rabbit/`` events to Socket.IO clients.
+"""The live hub: the lab's events (the :class:`lab.events.EventSink` of every service) to Socket.IO clients.
 
-Low-rate events (status, topology) go out at once with :meth:`LiveHub.broadcast`. High-rate ones (deliveries,
-taps, trace, RPC) go through :meth:`LiveHub.publish`: an :class:`~rabbit.events.AdaptiveBatcher` and ONE flusher
+Low-rate events (status, topology) go out at once with :meth:`LiveHub.emit`. High-rate ones (deliveries,
+taps, trace, RPC) go through :meth:`LiveHub.stream`: an :class:`~web.batching.AdaptiveBatcher` and ONE flusher
 greenlet (``socketio.start_background_task``) that emits each event at once while traffic is light and lists of
 events (``batch``) under load. Before each emit the flusher looks at every client's Engine.IO send queue: a client
 whose queue is backed up (a slow browser, a stalled tab) is skipped for that flush and told later how many events
@@ -25,7 +25,7 @@ import orjson
 import socketio
 from flask_socketio import SocketIO
 
-from rabbit.events import AdaptiveBatcher, Flush, Triage, ViewLedger, triage
+from web.batching import AdaptiveBatcher, Flush, Triage, ViewLedger, triage
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ NAMESPACE = "/"
 
 
 class LiveHub:
-    """Sends events to the browsers. ``rabbit/`` code gets :meth:`sink` as its ``on_event`` callback."""
+    """Sends events to the browsers: the :class:`lab.events.EventSink` every service of the lab is handed
+    (:meth:`emit` for low-rate events, :meth:`stream` for high-rate ones)."""
 
     def __init__(
         self,
@@ -128,7 +129,7 @@ class LiveHub:
         self._recent: deque[tuple[float, str, Any]] = deque(maxlen=RECENT_EVENTS)
 
     # ----------------------------------------------------------------- low-rate
-    def broadcast(self, event: str, payload: Any) -> None:
+    def emit(self, event: str, payload: Any) -> None:
         """Send one event to every connected client now (for low-rate events: status, topology), except those
         past the backlog bound, which are dropped."""
         sorted_clients = self._triage()
@@ -146,6 +147,15 @@ class LiveHub:
         if sid in self._dropped:
             return
         self.socketio.emit(event, payload, to=sid)
+
+    def send_on_connect(self, state_events: Callable[[], list[tuple[str, Any]]]) -> None:
+        """Send each new client the ``(event, data)`` pairs ``state_events()`` gives (an area's current state)."""
+
+        def send(sid: str) -> None:
+            for event, data in state_events():
+                self.send_to(sid, event, data)
+
+        self.connect_hooks.append(send)
 
     def is_connected(self, sid: str) -> bool:
         return sid in self._connected
@@ -234,7 +244,7 @@ class LiveHub:
             log.exception("dropping live client %s failed", sid)
 
     # ----------------------------------------------------------------- high-rate
-    def publish(self, event: str, payload: Any) -> None:
+    def stream(self, event: str, payload: Any) -> None:
         """Queue a high-rate event (delivery, tap, trace, rpc_*...) for every client.
 
         The contract: a client receives it either as its own Socket.IO event ``event`` with ``payload``, or,
@@ -249,10 +259,6 @@ class LiveHub:
         if self._flusher is None:
             self._start_flusher()
         self._wake.set()
-
-    def sink(self, event: str, payload: Any) -> None:
-        """The ``on_event(name, payload)`` callback handed to ``rabbit/`` code."""
-        self.publish(event, payload)
 
     def client_connected(self, sid: str, auth: Any = None) -> None:
         """A client connected (``auth``: its Socket.IO auth; ``previous_sid`` names the session it had before)."""
@@ -352,11 +358,11 @@ class LiveHub:
         clients = self._clients()
         if clients is None:  # the server cannot be inspected: plain broadcasts, no per-client accounting
             if len(flush.events) == 1 and not flush.dropped:
-                self.broadcast(*flush.events[0])
+                self.emit(*flush.events[0])
             else:
                 events = [{"event": name, "data": data} for name, data in flush.events]
                 dropped = dict(self.batcher.dropped)
-                self.broadcast("batch", {"events": events, "dropped": dropped, "totals": flush.totals})
+                self.emit("batch", {"events": events, "dropped": dropped, "totals": flush.totals})
             return
         ready, lagging = clients
         if lagging:

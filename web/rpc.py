@@ -1,4 +1,4 @@
-"""The RPC area: fib servers, the lab's correlating client, and the inspector of other applications' RPC.
+"""The RPC area's routes: fib servers, the lab's correlating client, and the inspector of other applications' RPC.
 
 Routes:
 - ``POST /api/rpc/servers`` ``{"count", "prefetch", "work_ms", "queue", "max_n", "ack_delay_ms"}`` -> 201
@@ -13,31 +13,24 @@ Routes:
 - ``GET /api/rpc/inspect``: round trips of every application seen in the firehose trace; ``GET /api/rpc/status``.
 
 Socket.IO: ``rpc_request``, ``rpc_reply``, ``rpc_timeout``, ``rpc_error``, ``rpc_orphan``, ``rpc_burst_progress``,
-``rpc_roundtrip`` (high rate, through the hub's batcher); ``rpc_servers``, ``rpc_client_status``, ``rpc_state``
-(to each new client: the client status, the servers and the recent timeline).
+``rpc_roundtrip`` (high rate, through the hub's batcher); ``rpc_servers``, ``rpc_state`` (to each new client: the
+client status, the servers and the recent timeline). The work is :class:`lab.rpc.RpcService`'s.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections import deque
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Flask, request
 from pydantic import Field, StrictBool, model_validator
 
-from rabbit.errors import LabError
+from lab.container import Lab
+from lab.rpc import RpcService
+from rabbit.errors import InvalidInput
 from rabbit.fib import DEFAULT_MAX_N
-from rabbit.rpc import RpcClient
-from rabbit.rpc_inspector import RpcInspector
-from rabbit.rpc_servers import ServerPool
 from web.api import ApiModel, api
-from web.lab import Lab, current_lab
-from web.limits import Slots
-
-log = logging.getLogger(__name__)
+from web.lab import current_hub, current_lab
+from web.live import LiveHub
 
 bp = Blueprint("rpc", __name__)
 
@@ -103,148 +96,8 @@ class BurstIn(ApiModel):
         return self
 
 
-class RpcService:
-    """The RPC client, the fib servers and the inspector of one lab."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.timeline: deque[tuple[str, dict[str, Any]]] = deque(maxlen=200)
-        self.client = RpcClient(lab.settings.amqp_url, on_event=self._on_client_event, name="rabbitlens-rpc")
-        self.servers = ServerPool(
-            lab.settings.amqp_url, on_event=lab.hub.broadcast, max_servers=lab.settings.rpc_max_servers
-        )
-        self.inspector = RpcInspector()
-        self._inspector_lock = threading.Lock()
-        self.burst_slots = Slots(
-            lab.settings.rpc_max_bursts,
-            "at most {limit} bursts at once (RABBITLENS_RPC_MAX_BURSTS): wait for one to end, or cancel one",
-        )
-        self.burst_sids: dict[str, str] = {}  # burst id -> the Socket.IO session whose end cancels it
-        self._stopping = False
-        self.watch: Any = None
-        self.inspecting = False
-
-    def attach_watch(self) -> bool:
-        """Listen to the firehose of the watch area, if it is there (whatever order the areas started in)."""
-        if not self.inspecting:
-            watch = self.lab.services.get("watch")
-            if hasattr(watch, "add_trace_listener"):
-                self.watch, self.inspecting = watch, True
-                watch.add_trace_listener(self._on_trace)
-                self.lab.hub.socketio.start_background_task(self._expire_loop)
-        return self.inspecting
-
-    def start(self) -> None:
-        self.client.start()
-        self.attach_watch()
-
-    def stop(self) -> None:
-        self._stopping = True
-        if self.inspecting:
-            self.watch.remove_trace_listener(self._on_trace)
-        self.servers.stop_all(kill=True)
-        self.client.stop()
-
-    # ----------------------------------------------------------------- events
-    def _on_client_event(self, name: str, payload: dict[str, Any]) -> None:
-        if name in TIMELINE_EVENTS:
-            self.timeline.append((name, payload))
-        if name == "rpc_client_status":
-            self.lab.hub.broadcast(name, payload)
-        else:
-            self.lab.hub.publish(name, payload)
-
-    def _on_trace(self, event: dict[str, Any]) -> None:
-        with self._inspector_lock:
-            trips = self.inspector.feed(event)
-        for trip in trips:
-            self.lab.hub.publish("rpc_roundtrip", trip)
-
-    def _expire_loop(self) -> None:
-        while not self._stopping:
-            self.lab.hub.socketio.sleep(1.0)
-            with self._inspector_lock:
-                trips = self.inspector.expire(time.time())
-            for trip in trips:
-                self.lab.hub.publish("rpc_roundtrip", trip)
-
-    def inspect(self) -> dict[str, Any]:
-        self.attach_watch()
-        with self._inspector_lock:
-            snapshot = self.inspector.snapshot(time.time())
-        trace = None
-        if self.inspecting and hasattr(self.watch, "trace_status"):
-            try:
-                trace = self.watch.trace_status(check=False)
-            except Exception as exc:  # the watch area reports its own problems; ours is only to show them
-                trace = {"enabled": False, "available": False, "reason": str(exc)}
-        reason = None
-        if not self.inspecting:
-            reason = "the watch service (firehose trace) is not available in this lab"
-        elif trace is not None and not trace.get("enabled"):
-            reason = trace.get("reason") or "the firehose trace is off: turn it on to see other applications' RPC"
-        return {"inspecting": self.inspecting and reason is None, "reason": reason, "trace": trace, **snapshot}
-
-    def send_state(self, sid: str) -> None:
-        self.lab.hub.send_to(
-            sid,
-            "rpc_state",
-            {
-                "client": self.client.status,
-                "servers": self.servers.list(),
-                "timeline": [{"event": name, "data": data} for name, data in list(self.timeline)],
-            },
-        )
-
-    # ----------------------------------------------------------------- bursts
-    def burst(self, body: BurstIn) -> dict[str, Any]:
-        if body.sid is not None and not self.lab.hub.is_connected(body.sid):
-            raise LabError(
-                f"sid: no Socket.IO session {body.sid!r} is connected (give the page's socket.id, or leave it out)",
-                code="invalid",
-            )
-        with self.burst_slots.hold():
-            burst_id = self.client.new_burst_id()
-            if body.sid is not None:
-                self.burst_sids[burst_id] = body.sid
-            try:
-                ns = body.ns if body.ns is not None else [body.n]
-                calls = body.calls or (len(body.ns) if body.ns is not None else 100)
-                return self.client.burst(
-                    ns,
-                    calls=calls,
-                    concurrency=body.concurrency,
-                    queue=body.queue,
-                    reply_mode=body.reply_mode,
-                    timeout_s=body.timeout_s,
-                    on_progress=lambda progress: self.lab.hub.publish("rpc_burst_progress", progress),
-                    burst_id=burst_id,
-                    max_s=self.lab.settings.rpc_burst_max_s,
-                    expire=body.expire,
-                )
-            finally:
-                self.burst_sids.pop(burst_id, None)
-
-    def running_bursts(self) -> list[dict[str, Any]]:
-        """The running bursts; ``cancel_on_disconnect``: a page's session ends it (its sid is not shown)."""
-        return [{**b, "cancel_on_disconnect": b["burst_id"] in self.burst_sids} for b in self.client.running_bursts()]
-
-    def cancel_burst(self, burst_id: str, reason: str) -> dict[str, Any]:
-        progress = self.client.cancel_burst(burst_id, reason)
-        if progress is None:
-            raise LabError(f"no running burst {burst_id!r}", code="NOT_FOUND")
-        return progress
-
-    def client_gone(self, sid: str) -> None:
-        """A Socket.IO session ended: cancel the bursts its page started."""
-        for burst_id, owner in list(self.burst_sids.items()):
-            if owner == sid:
-                reason = "the page that started it went away (its Socket.IO session ended)"
-                self.client.cancel_burst(burst_id, reason, wait=False)
-
-
 def service() -> RpcService:
-    return current_lab().services["rpc"]
+    return current_lab().rpc
 
 
 @api.route(
@@ -256,7 +109,7 @@ def service() -> RpcService:
     responses={201: "The servers started", 400: "Invalid input (or too many servers)"},
 )
 def start_servers(body: ServersIn) -> tuple[dict[str, Any], int]:
-    servers = service().servers.start(
+    servers = service().start_servers(
         body.count,
         queue=body.queue,
         prefetch=body.prefetch,
@@ -271,7 +124,7 @@ def start_servers(body: ServersIn) -> tuple[dict[str, Any], int]:
 
 @api.route(bp, "/api/rpc/servers", "GET", summary="The fib servers this lab started, with their live counters")
 def list_servers() -> dict[str, Any]:
-    return {"servers": service().servers.list()}
+    return {"servers": service().list_servers()}
 
 
 @api.route(
@@ -284,7 +137,7 @@ def list_servers() -> dict[str, Any]:
 )
 def stop_server(server_id: str) -> dict[str, Any]:
     kill = request.args.get("kill", "").lower() in ("1", "true", "yes")
-    return {"server": service().servers.stop(server_id, kill=kill)}
+    return {"server": service().stop_server(server_id, kill=kill)}
 
 
 @api.route(
@@ -297,7 +150,7 @@ def stop_server(server_id: str) -> dict[str, Any]:
     responses={200: "The reply", 502: "The server replied with an error", 504: "No reply in time (or no server)"},
 )
 def call(body: CallIn) -> dict[str, Any]:
-    return service().client.call(
+    return service().call(
         body.n, queue=body.queue, timeout_s=body.timeout_s, reply_mode=body.reply_mode, expire=body.expire
     )
 
@@ -312,7 +165,22 @@ def call(body: CallIn) -> dict[str, Any]:
     responses={200: "The summary", 409: "Too many bursts at once", 504: "No server consumes the queue"},
 )
 def burst(body: BurstIn) -> dict[str, Any]:
-    return service().burst(body)
+    if body.sid is not None and not current_hub().is_connected(body.sid):
+        raise InvalidInput(
+            f"sid: no Socket.IO session {body.sid!r} is connected (give the page's socket.id, or leave it out)"
+        )
+    ns = body.ns if body.ns is not None else [body.n]
+    calls = body.calls or (len(body.ns) if body.ns is not None else 100)
+    return service().burst(
+        ns,
+        calls=calls,
+        concurrency=body.concurrency,
+        queue=body.queue,
+        reply_mode=body.reply_mode,
+        timeout_s=body.timeout_s,
+        expire=body.expire,
+        owner=body.sid,
+    )
 
 
 @api.route(bp, "/api/rpc/bursts", "GET", summary="The RPC bursts running now, with their progress")
@@ -338,18 +206,10 @@ def inspect() -> dict[str, Any]:
 
 @api.route(bp, "/api/rpc/status", "GET", summary="The lab client's connection and its recent calls")
 def status() -> dict[str, Any]:
-    rpc = service()
-    return {
-        "client": rpc.client.status,
-        "timeline": [{"event": name, "data": data} for name, data in list(rpc.timeline)],
-    }
+    return service().status()
 
 
-def init_app(app: Flask, lab: Lab) -> None:
-    rpc = RpcService(lab)
-    lab.services["rpc"] = rpc
-    lab.shutdown_hooks.append(rpc.stop)
-    lab.hub.connect_hooks.append(rpc.send_state)
-    lab.hub.disconnect_hooks.append(rpc.client_gone)
+def init_app(app: Flask, lab: Lab, hub: LiveHub) -> None:
+    hub.send_on_connect(lab.rpc.state_events)
+    hub.disconnect_hooks.append(lab.rpc.owner_gone)
     app.register_blueprint(bp)
-    rpc.start()

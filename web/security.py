@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, Response, jsonify, request, session
 from flask.sessions import SecureCookieSessionInterface
 
+from lab.settings import Settings
 from web.api import ApiModel, api
 from web.lab import current_lab
-from web.settings import Settings
 
 bp = Blueprint("security", __name__)
 OPEN_PATHS = ("/api/session",)
@@ -126,8 +126,13 @@ class TooManyTries(Exception):
         self.wait_s = wait_s
 
 
+THROTTLE_KEY = "rabbitlens.token_throttle"
+
+
 def _throttle() -> TokenThrottle:
-    return current_lab().services["token_throttle"]
+    from flask import current_app
+
+    return current_app.extensions[THROTTLE_KEY]
 
 
 def _client_address() -> str:
@@ -305,10 +310,7 @@ def _too_many(exc: TooManyTries) -> tuple[Response, int]:
 def init_security(app: Flask, settings: Settings) -> None:
     """The checks on every request and every response; call after the Socket.IO server wraps the app."""
     policy = HostPolicy(settings)
-    app.extensions["rabbitlens"].services["token_throttle"] = TokenThrottle(
-        settings.token_failures_allowed, settings.token_backoff_max_s
-    )
-    app.extensions["rabbitlens"].services["host_policy"] = policy
+    app.extensions[THROTTLE_KEY] = TokenThrottle(settings.token_failures_allowed, settings.token_backoff_max_s)
     app.session_interface = LabSessionInterface()
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.session_hours)
     app.wsgi_app = HostCheckMiddleware(app.wsgi_app, policy)  # type: ignore[method-assign]

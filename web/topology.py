@@ -7,25 +7,22 @@ change the lab makes, and when a poll (every few seconds) finds the vhost change
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response
 from pydantic import Field, StrictBool, StrictStr
 from werkzeug.routing import PathConverter
 
+from lab.container import Lab
 from rabbit import validation
-from rabbit.errors import LabError
 from rabbit.topology import Topology
-from rabbit.urls import vhost_of
 from web.api import ApiModel, api
-from web.lab import Lab, current_lab
+from web.lab import current_lab
+from web.live import LiveHub
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("topology", __name__)
-AREA = "topology"
-POLL_INTERVAL_S = 3.0
 
 
 class AmqpNameConverter(PathConverter):
@@ -69,70 +66,8 @@ class RouteIn(ApiModel):
     headers: dict[str, Any] = Field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------- the live feed
-class TopologyFeed:
-    """Pushes the ``topology`` event: at once after the lab's own changes, and when a poll sees a change."""
-
-    def __init__(self, topology: Topology, lab: Lab, interval: float = POLL_INTERVAL_S) -> None:
-        self.topology = topology
-        self.lab = lab
-        self.interval = interval
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._last: dict[str, Any] | None = None
-        self._thread: threading.Thread | None = None
-
-    def poke(self) -> None:
-        """Something changed: send the new topology now (from the feed's own thread, not the request's)."""
-        self._wake.set()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="topology-feed", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    def current(self) -> dict[str, Any] | None:
-        try:
-            self._last = self.topology.snapshot(max_age=1.0)
-        except LabError as exc:
-            log.info("no topology to send: %s", exc.message)
-        return self._last
-
-    def send_to(self, sid: str) -> None:
-        snapshot = self.current()
-        if snapshot is not None:
-            self.lab.hub.send_to(sid, "topology", snapshot)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            poked = self._wake.wait(self.interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            if not poked and not self.lab.link.connected:
-                continue
-            try:
-                snapshot = self.topology.snapshot()
-            except LabError as exc:
-                log.debug("topology poll failed: %s", exc.message)
-                continue
-            except Exception:
-                log.exception("topology poll failed")
-                continue
-            if poked or snapshot != self._last:
-                self._last = snapshot
-                self.lab.hub.broadcast("topology", snapshot)
-
-
 def topology() -> Topology:
-    return current_lab().services[AREA]
-
-
-def feed() -> TopologyFeed:
-    return current_lab().services[f"{AREA}.feed"]
+    return current_lab().topology.topology
 
 
 # --------------------------------------------------------------------------- routes
@@ -152,7 +87,7 @@ def get_topology() -> dict[str, Any]:
 def declare_exchange(body: ExchangeIn) -> tuple[dict[str, Any], int]:
     name = validation.check_name(body.name, "exchange name")
     validation.check_exchange_type(body.type)
-    arguments = validation.check_exchange_arguments(body.arguments, frame_max=current_lab().link.frame_max)
+    arguments = validation.check_exchange_arguments(body.arguments, frame_max=current_lab().broker.link.frame_max)
     record = topology().declare_exchange(
         name, body.type, durable=body.durable, auto_delete=body.auto_delete, internal=body.internal, arguments=arguments
     )
@@ -181,7 +116,7 @@ def delete_exchange(name: str) -> Response:
 )
 def declare_queue(body: QueueIn) -> tuple[dict[str, Any], int]:
     name = validation.check_name(body.name, "queue name", allow_empty=True)
-    arguments = validation.check_queue_arguments(body.arguments, frame_max=current_lab().link.frame_max)
+    arguments = validation.check_queue_arguments(body.arguments, frame_max=current_lab().broker.link.frame_max)
     record = topology().declare_queue(name, durable=body.durable, auto_delete=body.auto_delete, arguments=arguments)
     return record, 201
 
@@ -220,7 +155,7 @@ def checked_binding(body: BindingIn) -> dict[str, Any]:
         "destination_type": validation.check_destination_type(body.destination_type),
         "routing_key": validation.check_routing_key(body.routing_key),
         "arguments": validation.check_table(
-            body.arguments, "binding arguments", frame_max=current_lab().link.frame_max
+            body.arguments, "binding arguments", frame_max=current_lab().broker.link.frame_max
         ),
     }
 
@@ -270,42 +205,7 @@ def explain_route(body: RouteIn) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- wiring
-def lab_bindings(lab: Lab) -> list[dict[str, Any]]:
-    """The bindings of the lab's own taps (their exact arguments), for the routing engine: they take copies
-    on the broker, so predictions count them, marked as the lab's."""
-    watch = lab.services.get("watch")
-    found = []
-    for tap in list(getattr(watch, "taps", {}).values()):
-        if tap.state == "active" and tap.queue and tap.exchange:
-            found.append(
-                {
-                    "source": tap.exchange,
-                    "destination": tap.queue,
-                    "destination_type": "queue",
-                    "routing_key": tap.binding_key,
-                    "arguments": dict(tap.arguments or {}),
-                    "lab": "tap",
-                }
-            )
-    return found
-
-
-def init_app(app: Flask, lab: Lab) -> None:
-    live: list[TopologyFeed] = []
-    service = Topology(
-        lab.link,
-        lab.management,
-        vhost=vhost_of(lab.settings.amqp_url),
-        on_change=lambda: live[0].poke() if live else None,
-        timeout=lab.settings.broker_timeout_s,
-    )
-    service.lab_bindings = lambda: lab_bindings(lab)
-    topology_feed = TopologyFeed(service, lab)
-    live.append(topology_feed)
-    lab.services[AREA] = service
-    lab.services[f"{AREA}.feed"] = topology_feed
-    lab.hub.connect_hooks.append(topology_feed.send_to)
-    lab.shutdown_hooks.append(topology_feed.stop)
-    topology_feed.start()
+def init_app(app: Flask, lab: Lab, hub: LiveHub) -> None:
+    hub.send_on_connect(lab.topology.state_events)
     app.url_map.converters.setdefault("amqp_name", AmqpNameConverter)
     app.register_blueprint(bp)

@@ -131,7 +131,7 @@ def test_trace_without_the_management_api_says_why(shared_lab):
 
 
 def test_in_process_trace_listeners_and_tracing_off_at_shutdown(managed_node, unique):
-    """What the RPC inspector uses: ``lab.services["watch"].add_trace_listener(fn)``, in the lab's process."""
+    """What the RPC inspector uses: ``lab.watch.add_trace_listener(fn)``, in the lab's process."""
     import pika
 
     from app import create_app
@@ -153,8 +153,8 @@ def test_in_process_trace_listeners_and_tracing_off_at_shutdown(managed_node, un
         seen.set()
 
     try:
-        assert lab.link.wait_connected(10)
-        watch = lab.services["watch"]
+        assert lab.broker.link.wait_connected(10)
+        watch = lab.watch
         watch.add_trace_listener(listener)
         assert watch.set_trace(True)["enabled"] is True
         assert vhost_tracing(managed_node) is True

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rabbit.events import AdaptiveBatcher, Flush, ViewLedger
+from web.batching import AdaptiveBatcher, Flush, ViewLedger
 
 
 class FakeClock:

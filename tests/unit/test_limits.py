@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rabbit.events import triage
+from lab.limits import LimitReached, Slots
 from rabbit.rpc import NOT_AN_INTEGER, expiration_for, reply_problem
-from web.limits import LimitReached, Slots
+from web.batching import triage
 
 
 def test_slots_count_what_is_still_starting():

@@ -2,8 +2,8 @@
 
 import pytest
 
+from lab.settings import Settings
 from web.security import HostPolicy, TokenThrottle, parse_origin, same_origin, split_host, token_matches
-from web.settings import Settings
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-from web.settings import Settings
+from lab.settings import Settings
 
 
 def test_defaults_bind_loopback_and_use_the_local_broker():

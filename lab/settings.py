@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from rabbit.urls import DEFAULT_AMQP_URL, management_url_for
@@ -39,6 +39,13 @@ class Settings:
     # Limits on what runs at once (each checked and reserved under one lock, so concurrent requests cannot race it).
     max_taps: int = 20
     max_consumers: int = 50
+    # What one POST /api/publish may ask: the largest body, the most copies, the most bytes of bodies in a burst
+    # (count x body size: a load demo, not a broker filler).
+    publish_max_body: int = 1024 * 1024
+    publish_max_count: int = 10_000
+    publish_max_burst_bytes: int = 64 * 1024 * 1024
+    # Publishes (single messages or bursts) whose prediction a later delivery is checked against.
+    predictions_kept: int = 10_000
     # Confirmed publish bursts at once (each holds up to 16 MiB of bodies in flight).
     publish_max_bursts: int = 4
     rpc_max_bursts: int = 4
@@ -48,7 +55,6 @@ class Settings:
     # Socket.IO packets waiting for one client beyond which it is disconnected (a tab that stopped reading).
     client_max_backlog: int = 256
     client_max_backlog_bytes: int = 16 * 1024 * 1024
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.management_url:
@@ -60,8 +66,6 @@ class Settings:
         environ = dict(os.environ if environ is None else environ)
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             raw = environ.get(f"RABBITLENS_{f.name.upper()}")
             if raw not in (None, ""):
                 values[f.name] = _coerce(f.type, raw)
