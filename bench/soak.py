@@ -32,7 +32,8 @@ import socketio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import launch_lab, start_private_node  # noqa: E402
+from rabbit.localnode import start_private_node  # noqa: E402
+from web.launcher import launch_lab  # noqa: E402
 
 EXCHANGE = "soak-ex"
 QUEUE = "soak-work"

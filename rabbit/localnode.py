@@ -214,3 +214,11 @@ class PrivateNode:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_private_node(base: Path, start_port: int, management: bool) -> PrivateNode:
+    """A private node started in ``base`` on the first free block of ports from ``start_port`` (AMQP, its
+    distribution port, and the management API two above AMQP when ``management``)."""
+    port = free_port_block(start_port, size=4)
+    node = PrivateNode(base, amqp_port=port, management_port=port + 2 if management else None)
+    return node.start()

@@ -19,7 +19,7 @@ import requests  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from rabbit.urls import DEFAULT_AMQP_URL  # noqa: E402
-from tests.conftest import launch_lab  # noqa: E402
+from web.launcher import launch_lab  # noqa: E402
 
 
 def main() -> int:

@@ -6,8 +6,6 @@ Tests run without gevent's patching: ``rabbit/`` uses plain threads, which work 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,10 +14,11 @@ from pathlib import Path
 
 import pika
 import pytest
-import requests
 
-from rabbit.localnode import PrivateNode, free_port_block, port_open
+from rabbit.localnode import PrivateNode, free_port_block, port_open, start_private_node
 from rabbit.urls import DEFAULT_AMQP_URL
+from web import launcher
+from web.launcher import LabServer
 
 ROOT = Path(__file__).resolve().parent.parent
 # Private nodes and lab servers take ports from here up (45672: clear of rabbitmqctl's 35672-35682).
@@ -102,12 +101,6 @@ def amqp(broker_url: str) -> Iterator[Amqp]:
             connection.close()
 
 
-def start_private_node(base: Path, start_port: int, management: bool) -> PrivateNode:
-    port = free_port_block(start_port, size=4)
-    node = PrivateNode(base, amqp_port=port, management_port=port + 2 if management else None)
-    return node.start()
-
-
 @pytest.fixture
 def private_node(tmp_path: Path) -> Iterator[PrivateNode]:
     """A node of the test's own, free to stop, kill and restart (never the shared broker)."""
@@ -140,69 +133,11 @@ def managed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateNo
 
 
 # --------------------------------------------------------------------------- the lab server
-@dataclass
-class LabServer:
-    process: subprocess.Popen
-    base_url: str
-    log_path: Path
-
-    def get(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.get(self.base_url + path, timeout=15, **kwargs)
-
-    def post(self, path: str, json: object = None, **kwargs: object) -> requests.Response:
-        return requests.post(self.base_url + path, json=json, timeout=30, **kwargs)
-
-    def delete(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.delete(self.base_url + path, timeout=15, **kwargs)
-
-    def wait_broker_connected(self, timeout: float = 20.0) -> LabServer:
-        """Wait until the lab's broker link is up: it answers HTTP before its first connection is made, and a
-        test that compares the link's status before and after would see that first connect as a drop."""
-        wait_until(
-            lambda: self.get("/api/health").json()["broker"]["connected"],
-            timeout=timeout,
-            message=f"the lab's broker link to connect ({self.log_path})",
-        )
-        return self
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
-
 def launch_lab(
     amqp_url: str, log_path: Path, management_url: str | None = None, extra_env: dict[str, str] | None = None
 ) -> LabServer:
-    """Start ``python app.py`` on a free port against ``amqp_url`` and wait for it to answer."""
-    port = free_port_block(PORT_BASE + 1328, size=1)
-    args = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--amqp-url", amqp_url]
-    if management_url:
-        args += ["--management-url", management_url]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
-    out = log_path.open("wb")
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    out.close()
-    server = LabServer(process, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"lab server exited early:\n{server.log_text()}")
-        try:
-            if requests.get(server.base_url + "/api/session", timeout=1).ok:
-                return server
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"lab server did not answer within 20s:\n{server.log_text()}")
+    """Start ``python app.py`` on a free port (from this suite's port base) and wait for it to answer."""
+    return launcher.launch_lab(amqp_url, log_path, management_url, extra_env, start_port=PORT_BASE + 1328)
 
 
 @pytest.fixture
