@@ -57,6 +57,17 @@ def new_message_id(prefix: str = "m") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def count_outcome(totals: dict[str, int], outcome: Outcome, mandatory: bool) -> None:
+    """Add one confirmed copy of a burst to the burst's totals (acked but unroutable counts as returned or dropped,
+    a nack as nacked)."""
+    totals["published"] += 1
+    totals["confirmed"] += outcome.confirmed
+    totals["nacked"] += not outcome.confirmed
+    totals["routed"] += outcome.routed
+    if outcome.confirmed and not outcome.routed:
+        totals["returned" if mandatory else "dropped"] += 1
+
+
 @dataclass
 class PublishRequest:
     exchange: str
@@ -227,12 +238,7 @@ class Publisher:
             nonlocal first_returned
             returned = confirmed.returned if request.mandatory else None
             outcome = Outcome(confirmed.message_id, confirmed.acked, confirmed.routed, returned, confirmed.published_at)
-            totals["published"] += 1
-            totals["confirmed"] += outcome.confirmed
-            totals["nacked"] += not outcome.confirmed
-            totals["routed"] += outcome.routed
-            if outcome.confirmed and not outcome.routed:  # acked but unroutable (a nack is counted as nacked)
-                totals["returned" if request.mandatory else "dropped"] += 1
+            count_outcome(totals, outcome, request.mandatory)
             if returned is not None and first_returned is None:
                 first_returned = returned
             self._report(request, outcome)
