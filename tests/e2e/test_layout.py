@@ -114,11 +114,15 @@ def explain(page, exchange: str, key: str):
     page.wait_for_function("() => document.querySelector('#route-busy').hidden")
 
 
+@pytest.mark.parametrize("presenter", [False, True], ids=["normal", "presenter"])
 @pytest.mark.parametrize("size", SIZES)
-def test_no_key_or_queue_name_is_cut_off(shared_lab, sized_page, long_topology, size):
+def test_no_key_or_queue_name_is_cut_off(shared_lab, sized_page, long_topology, size, presenter):
     t = long_topology
     page = sized_page(size)
     open_panel(page, shared_lab, "traffic")
+    if presenter:
+        page.get_by_role("button", name="Presenter").click()
+        assert page.evaluate("() => document.body.classList.contains('presenter')")
     published = []
     for key in (t["key"], "quick.orange.rabbit", "no.such.route"):
         reply = shared_lab.post(
