@@ -24,6 +24,11 @@ class Settings:
     secret_key: str = ""
     # The largest HTTP request body the app reads at all (message bodies have their own, smaller limit).
     max_request_bytes: int = 4 * 1024 * 1024
+    # POST /api/route: how many missed bindings are explained (all with "all_misses") and near misses listed.
+    route_misses_shown: int = 50
+    route_near_misses: int = 10
+    # POST /api/route/matrix: most routing keys (rows) in one matrix.
+    route_matrix_max_keys: int = 200
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -16,8 +16,8 @@ test in ``tests/integration/test_routing_vs_broker.py``:
   void binding value asks only for the header's presence; values compare with Erlang's ``==`` after the AMQP
   decoding (numbers by value whatever their width, strings equal to byte arrays, booleans never equal numbers).
 
-The package, one module per role: :mod:`~rabbit.routing.model` (the records), :mod:`~rabbit.routing.topic`,
-:mod:`~rabbit.routing.headers`, :mod:`~rabbit.routing.explain` and :mod:`~rabbit.routing.walk` (the graph walk).
+The package, one module per role: ``model`` (the records), ``topic``, ``headers``, ``explain``, ``walk`` (the graph
+walk), ``trie`` and ``index`` (a topology indexed once, routed many times) and ``near`` (near misses).
 """
 
 from rabbit.routing.headers import (
@@ -28,6 +28,7 @@ from rabbit.routing.headers import (
     same_in_management_view,
     x_match_mode,
 )
+from rabbit.routing.index import RoutingIndex
 from rabbit.routing.model import (
     DEFAULT_EXCHANGE,
     DIRECT_REPLY_TO_PREFIX,
@@ -44,7 +45,8 @@ from rabbit.routing.model import (
     jsonable,
 )
 from rabbit.routing.topic import explain_topic, split_words, topic_matches
-from rabbit.routing.walk import route
+from rabbit.routing.trie import TopicTrie
+from rabbit.routing.walk import route, route_indexed
 
 __all__ = [
     "DEFAULT_EXCHANGE",
@@ -59,6 +61,8 @@ __all__ = [
     "Match",
     "Miss",
     "RouteResult",
+    "RoutingIndex",
+    "TopicTrie",
     "UnknownExchange",
     "blurred_by_management",
     "explain_headers",
@@ -66,6 +70,7 @@ __all__ = [
     "headers_match",
     "jsonable",
     "route",
+    "route_indexed",
     "same_in_management_view",
     "split_words",
     "topic_matches",

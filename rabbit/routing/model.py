@@ -116,6 +116,11 @@ class RouteResult:
     lab_queues: list[str] = field(default_factory=list)  # the lab's own queues among ``queues`` (taps)
     caveats: list[str] = field(default_factory=list)  # what qualifies this prediction (also in ``notes``)
     topology_version: str | None = None  # set by the caller: which topology the prediction used
+    misses_total: int | None = None  # set when only some misses are explained: how many bindings did not match
+    near_misses: list[dict[str, Any]] | None = None  # set when asked for: the smallest changes that would match
+    # The exchanges walked: (name, via, positions of the matched bindings in the index's by_source[name]).
+    visited: list[tuple[str, tuple[str, ...], frozenset[int]]] = field(default_factory=list, repr=False)
+    missed_count: int = 0  # bindings walked that did not match (explained or not)
 
     @property
     def routed(self) -> bool | None:
@@ -146,7 +151,15 @@ class RouteResult:
             "lab_queues": list(self.lab_queues),
             "caveats": list(self.caveats),
             "topology_version": self.topology_version,
-        }
+        } | self._extras()
+
+    def _extras(self) -> dict[str, Any]:
+        extras: dict[str, Any] = {}
+        if self.misses_total is not None:
+            extras["misses_total"] = self.misses_total
+        if self.near_misses is not None:
+            extras["near_misses"] = [dict(n) for n in self.near_misses]
+        return extras
 
 
 def _quote(word: str) -> str:

@@ -3,12 +3,13 @@ exchange-to-exchange bindings (each exchange at most once), alternate exchanges 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
 from rabbit.errors import InvalidInput
 from rabbit.routing.explain import _explain_fanout, _explain_keys
 from rabbit.routing.headers import explain_headers
+from rabbit.routing.index import RoutingIndex
 from rabbit.routing.model import (
     DEFAULT_EXCHANGE,
     DIRECT_REPLY_TO_PREFIX,
@@ -78,16 +79,53 @@ def route(
     *,
     opaque: Iterable[str] = (),
     lab_queues: Mapping[str, str] | None = None,
+    explain_misses: int | None = None,
+    near_misses: int = 0,
 ) -> RouteResult:
     """Every queue a message published to ``exchange`` reaches, by which bindings and hops, and why.
 
     ``opaque``: exchanges known to exist (a passive declare said so) whose type and bindings are unknown; a
     message reaching one makes ``routed`` None unless some queue is found anyway. ``lab_queues``: the lab's own
     queues (queue -> what it is, e.g. ``"tap"``): they count, as on the broker, and are marked as the lab's.
+    To route many messages over one topology, build a :class:`RoutingIndex` once and call :func:`route_indexed`.
     """
-    bindings = list(bindings)
-    exchanges = list(exchanges)
-    result = _walk(exchanges, bindings, exchange, routing_key, headers, queues, set(opaque))
+    index = RoutingIndex(exchanges, bindings, queues)
+    return route_indexed(
+        index,
+        exchange,
+        routing_key,
+        headers,
+        opaque=opaque,
+        lab_queues=lab_queues,
+        explain_misses=explain_misses,
+        near_misses=near_misses,
+    )
+
+
+def route_indexed(
+    index: RoutingIndex,
+    exchange: str,
+    routing_key: str,
+    headers: Mapping[str, Any] | None = None,
+    *,
+    extra_queues: Iterable[str] = (),
+    opaque: Iterable[str] = (),
+    lab_queues: Mapping[str, str] | None = None,
+    explain_misses: int | None = None,
+    near_misses: int = 0,
+) -> RouteResult:
+    """:func:`route` over an indexed topology. ``extra_queues``: queues known to exist beyond the index's.
+
+    ``explain_misses``: explain at most that many of the bindings that do not match (None: all of them; the
+    result's ``misses_total`` then counts them all). ``near_misses``: list up to that many of the smallest
+    changes that would make a missed binding match, each checked by routing it (see :mod:`rabbit.routing.near`).
+    """
+    extra = set(extra_queues)
+    queue_names = index.queues if index.queues is None or not extra else index.queues | extra
+    opaque = set(opaque)
+    result = _walk(index, exchange, routing_key, headers, queue_names, opaque, explain_misses=explain_misses)
+    if explain_misses is not None:
+        result.misses_total = result.missed_count
     lab = dict(lab_queues or {})
     if lab and any(q in lab for q in result.queues):
         result.matches = [
@@ -99,8 +137,9 @@ def route(
         result.lab_queues = [q for q in result.queues if q in lab]
         kinds = sorted({lab[q] for q in result.lab_queues})
         what = " or ".join(kinds)
-        mine = [b for b in bindings if not (b.destination_type == "queue" and b.destination in lab)]
-        alone = _walk(exchanges, mine, exchange, routing_key, headers, queues, set(opaque))
+        alone = _walk(
+            index, exchange, routing_key, headers, queue_names, opaque, explain_misses=0, without=lab, explain=False
+        )
         if not alone.queues and alone.routed is False:
             result.caveat(
                 f"without the lab's {what} this message would be unroutable "
@@ -113,27 +152,37 @@ def route(
             )
         else:
             result.notes.append(f"the lab's {what} also gets a copy: {', '.join(map(_quote, result.lab_queues))}")
+    if near_misses > 0:
+        from rabbit.routing.near import find_near_misses
+
+        result.near_misses = find_near_misses(
+            index, result, routing_key, dict(headers or {}), near_misses, queue_names=queue_names, opaque=opaque
+        )
     return result
 
 
 def _walk(
-    exchanges: list[ExchangeInfo],
-    bindings: list[BindingInfo],
+    index: RoutingIndex,
     exchange: str,
     routing_key: str,
     headers: Mapping[str, Any] | None,
-    queues: Iterable[str] | None,
+    queue_names: Set[str] | None,
     opaque: set[str],
+    *,
+    explain_misses: int | None = None,
+    without: Mapping[str, str] | None = None,
+    explain: bool = True,
 ) -> RouteResult:
-    by_name = {x.name: x for x in exchanges}
+    """The walk itself. ``without``: queues whose bindings are left out (as if unbound: the lab's own taps);
+    ``explain`` False: the matches carry no explanation (only where the message goes counts)."""
+    by_name = index.exchanges
     headers = dict(headers or {})
-    queue_names = None if queues is None else set(queues)
     result = RouteResult(exchange=exchange)
     keys, key_notes = _routing_keys(routing_key, headers)
     result.notes.extend(key_notes)
     seen_headers = {k: v for k, v in headers.items() if k != "BCC"}
     if exchange == DEFAULT_EXCHANGE:
-        _route_default(result, keys, queue_names)
+        _route_default(result, keys, None if queue_names is None else set(queue_names))
         return result
     if exchange not in by_name:
         if exchange in opaque:
@@ -148,15 +197,11 @@ def _walk(
             "(403 ACCESS_REFUSED); messages reach it only through exchange-to-exchange bindings"
         )
         return result
-    by_source: dict[str, list[BindingInfo]] = {}
-    for binding in bindings:
-        by_source.setdefault(binding.source, []).append(binding)
 
     seen = {exchange}
     work: list[tuple[ExchangeInfo, tuple[str, ...]]] = [(start, (exchange,))]
     while work:
         current, via = work.pop(0)
-        dests: list[BindingInfo] = []
         if current.type not in EXCHANGE_TYPES:
             result.notes.append(
                 f"{_quote(current.name)} has the plugin type {_quote(current.type)}: its routing is not predicted"
@@ -167,21 +212,7 @@ def _walk(
                 "the routing key is empty, so it has no words: on a topic exchange only '#'-only binding keys "
                 "and the empty binding key match it"
             )
-        for binding in by_source.get(current.name, []):
-            if current.type == "fanout":
-                explanation = _explain_fanout()
-            elif current.type == "headers":
-                explanation = explain_headers(binding.arguments, seen_headers, binding.unclear)
-                if explanation.get("uncertain"):
-                    end = f"{_quote(binding.source)} -> {_quote(binding.destination)}"
-                    result.caveat(f"the binding {end} may decide otherwise: {explanation['uncertain']}")
-            else:
-                explanation = _explain_keys(current.type, binding, keys)
-            if explanation["matched"]:
-                result.matches.append(Match(binding, via, explanation))
-                dests.append(binding)
-            else:
-                result.misses.append(Miss(binding, via, explanation))
+        dests = _visit(index, result, current, via, keys, seen_headers, explain_misses, without, explain)
         next_exchanges = [b.destination for b in dests if b.destination_type == "exchange"]
         if not dests and current.alternate is not None:
             result.alternates.append({"exchange": current.name, "alternate": current.alternate})
@@ -211,6 +242,70 @@ def _walk(
         result.caveat("other queues may get it too, through the exchanges whose bindings are unknown")
     result.notes = list(dict.fromkeys(result.notes))
     return result
+
+
+def _visit(
+    index: RoutingIndex,
+    result: RouteResult,
+    current: ExchangeInfo,
+    via: tuple[str, ...],
+    keys: list[str],
+    headers: Mapping[str, Any],
+    explain_misses: int | None,
+    without: Mapping[str, str] | None,
+    explain: bool = True,
+) -> list[BindingInfo]:
+    """Match the bindings of one exchange: the matches explained, the misses up to ``explain_misses``."""
+    listed = index.by_source.get(current.name, [])
+    matched = index.matching(current, keys, headers)
+    if without:
+        matched = [
+            i for i in matched if not (listed[i].destination_type == "queue" and listed[i].destination in without)
+        ]
+    result.visited.append((current.name, via, frozenset(matched)))
+    if current.type == "headers" and explain:  # every binding's doubt is a caveat, matched or not, in the listed order
+        for binding in listed:
+            if binding.unclear:
+                _explain(current, binding, keys, headers, result)
+    dests = [listed[i] for i in matched]
+    for binding in dests:
+        explanation = _explain(current, binding, keys, headers, result) if explain else {}
+        result.matches.append(Match(binding, via, explanation))
+    missed = len(listed) - len(matched)
+    if without:
+        missed -= sum(1 for b in listed if _left_out(b, without))
+    result.missed_count += missed
+    if missed and (explain_misses is None or len(result.misses) < explain_misses):
+        taken = set(matched)
+        for i, binding in enumerate(listed):
+            if explain_misses is not None and len(result.misses) >= explain_misses:
+                break
+            if i in taken or (without and _left_out(binding, without)):
+                continue
+            result.misses.append(Miss(binding, via, _explain(current, binding, keys, headers, None)))
+    return dests
+
+
+def _left_out(binding: BindingInfo, without: Mapping[str, str]) -> bool:
+    return binding.destination_type == "queue" and binding.destination in without
+
+
+def _explain(
+    exchange: ExchangeInfo,
+    binding: BindingInfo,
+    keys: list[str],
+    headers: Mapping[str, Any],
+    result: RouteResult | None,
+) -> dict[str, Any]:
+    if exchange.type == "fanout":
+        return _explain_fanout()
+    if exchange.type == "headers":
+        explanation = explain_headers(binding.arguments, headers, binding.unclear)
+        if result is not None and explanation.get("uncertain"):
+            end = f"{_quote(binding.source)} -> {_quote(binding.destination)}"
+            result.caveat(f"the binding {end} may decide otherwise: {explanation['uncertain']}")
+        return explanation
+    return _explain_keys(exchange.type, binding, keys)
 
 
 def _reach_opaque(result: RouteResult, name: str) -> None:
