@@ -193,7 +193,8 @@ def _headers_fix(binding: BindingInfo, headers: Mapping[str, Any]) -> tuple[int,
     if explanation["matched"] or not explanation["checks"]:
         return None
     mode = x_match_mode(binding.arguments)
-    chosen = failed if mode.startswith("all") else failed[:1]
+    # For "any" one value is enough: a header the message has, but wrong, is the nearer one to name.
+    chosen = failed if mode.startswith("all") else sorted(failed, key=lambda c: not c["present"])[:1]
     fixed = dict(headers)
     texts = []
     for check in chosen:
@@ -213,7 +214,8 @@ def _header_difference(name: str, expected: Any, headers: Mapping[str, Any]) -> 
     actual = headers[name]
     if _kind(actual) != _kind(expected):
         return (
-            f"header {_q(name)} is {_shown(actual)} (a {_kind(actual)}), the binding wants {want} (a {_kind(expected)})"
+            f"header {_q(name)} is {_shown(actual, True)} (a {_kind(actual)}), "
+            f"the binding wants {_shown(expected, True)} (a {_kind(expected)})"
         )
     if isinstance(actual, str) and isinstance(expected, str):
         if actual.casefold() == expected.casefold():
