@@ -549,7 +549,7 @@ class Topology:
         headers: Mapping[str, Any] | None = None,
         *,
         max_age: float = 0.0,
-        explain_misses: int | None = None,
+        explain_misses: int | None = 0,
         near_misses: int = 0,
     ) -> Any:
         """The routing engine's answer over the current topology (a ``RouteResult``).
@@ -558,7 +558,8 @@ class Topology:
         default-exchange key, an exchange (then its bindings are unknown: ``routed`` None, unless the management
         API lists them). The lab's taps count, marked as the lab's. A cached management listing that misses the
         exchange is read again once before the broker is asked. The topology is indexed once per version (see
-        :meth:`index`); ``explain_misses`` and ``near_misses`` as in :func:`rabbit.routing.route_indexed`.
+        :meth:`index`); ``explain_misses`` and ``near_misses`` as in :func:`rabbit.routing.route_indexed` (by default
+        no miss is explained: a prediction needs only where the message goes).
         """
         from rabbit.routing import route_indexed
 

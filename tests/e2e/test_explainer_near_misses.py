@@ -24,8 +24,11 @@ def test_the_explainer_shows_near_misses_under_the_misses_as_text(shared_lab, pa
     page.fill("#route-key", "quick.orange")
     result = page.locator("#route-result")
     result.locator(".route-verdict.unroutable").wait_for()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#route-result .near-item')].some(n => n.textContent.includes("
+        "'Would match with key quick.orange.x'))"
+    )
     near = result.locator(".near-item")
-    near.first.wait_for()
     texts = near.all_text_contents()
     star = next(t for t in texts if "*.orange.*" in t)
     assert "one word short: `*` needs a third word" in star
@@ -33,6 +36,6 @@ def test_the_explainer_shows_near_misses_under_the_misses_as_text(shared_lab, pa
     assert any("<b>x</b>.orange" in t for t in texts)  # shown as text, never as markup
     assert result.locator("b").count() == 0
     # The near misses come after the misses.
-    headings = result.locator("h3").all_inner_texts()
+    headings = result.locator("h3").all_text_contents()
     assert headings.index("Near misses (2)") > next(i for i, h in enumerate(headings) if h.startswith("Not matching"))
     assert page.js_errors == []
