@@ -136,7 +136,7 @@ def engine(count: int, rng: random.Random) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- 2. through the API
 class Lab:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, root: Path = ROOT) -> None:
         import socket
 
         with socket.socket() as s:
@@ -144,9 +144,9 @@ class Lab:
             self.port = s.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = Path(f"/tmp/routing-bench-{self.port}.log")
-        cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(self.port), "--amqp-url", url]
+        cmd = [sys.executable, str(root / "app.py"), "--port", str(self.port), "--amqp-url", url]
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT)
         self.http = requests.Session()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -173,11 +173,13 @@ class Lab:
             self.process.kill()
 
 
-def through_api(url: str, count: int, rng: random.Random, requests_per_exchange: int) -> dict[str, Any]:
+def through_api(
+    url: str, count: int, rng: random.Random, requests_per_exchange: int, root: Path = ROOT
+) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     big, small = f"bench-routing-big-{tag}", f"bench-routing-small-{tag}"
     queues = [f"bench-routing-q{i}-{tag}" for i in range(QUEUES)]
-    lab = Lab(url)
+    lab = Lab(url, root)
     made_exchanges: list[str] = []
     made_queues: list[str] = []
     try:
@@ -214,7 +216,7 @@ def through_api(url: str, count: int, rng: random.Random, requests_per_exchange:
                 keys,
             )
             results[label]["matches"] = statistics.fmean(len(a["matches"]) for a in answers)
-            results[label]["near"] = statistics.fmean(len(a["near_misses"]) for a in answers)
+            results[label]["near"] = statistics.fmean(len(a.get("near_misses", [])) for a in answers)
         return results
     finally:
         for name in made_queues:
@@ -290,13 +292,17 @@ def main() -> None:
     parser.add_argument("--amqp-url", default=DEFAULT_URL)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--engine-only", action="store_true")
+    parser.add_argument(
+        "--app-root", default=str(ROOT), help="run the API part against the lab server of another checkout (before)"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results-routing.md"))
     args = parser.parse_args()
     started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     rng = random.Random(18)
     alone = engine(args.bindings, rng)
     print(report(alone, None, args, started))
-    api = None if args.engine_only else through_api(args.amqp_url, args.bindings, rng, args.requests)
+    root = Path(args.app_root)
+    api = None if args.engine_only else through_api(args.amqp_url, args.bindings, rng, args.requests, root)
     text = report(alone, api, args, started)
     print(text)
     Path(args.out).write_text(text)

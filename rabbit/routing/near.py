@@ -234,6 +234,9 @@ def _shown(value: Any, typed: bool = False) -> str:
 
 
 # --------------------------------------------------------------------------- putting it together
+Candidate = tuple[int, BindingInfo, tuple[str, ...], str, dict[str, Any]]  # distance, binding, via, words, change
+
+
 def find_near_misses(
     index: RoutingIndex,
     result: RouteResult,
@@ -245,94 +248,109 @@ def find_near_misses(
     opaque: set[str],
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` near misses for the message of ``result``, smallest first, each fix verified by routing."""
-    from rabbit.routing.walk import _walk
-
-    candidates: list[tuple[int, int, BindingInfo, tuple[str, ...], str, dict[str, Any]]] = []
-    order = 0
+    candidates: list[Candidate] = []
     if result.exchange == DEFAULT_EXCHANGE:
-        for name in index.queues_normal().get(normal_key(routing_key), []) if index.queues else []:
-            if name != routing_key:
-                binding = BindingInfo(DEFAULT_EXCHANGE, name, "queue", name)
-                text = f"no queue is named {_q(routing_key)}: {_space_or_case(routing_key, name)}"
-                candidates.append((1, order, binding, (DEFAULT_EXCHANGE,), text, {"routing_key": name}))
-                order += 1
-    words = split_words(routing_key)
+        candidates += _default_candidates(index, routing_key)
     for name, via, matched in result.visited:
-        exchange = index.exchanges[name]
+        kind = index.exchanges[name].type
         listed = index.by_source.get(name, [])
-        if exchange.type == "topic" and len(matched) < len(listed):
-            trie = index.trie(name)
-            assert trie is not None
-            plain = set()
-            for variant in dict.fromkeys([routing_key.strip(), routing_key.casefold(), routing_key.strip().casefold()]):
-                if variant != routing_key:
-                    for i in sorted(trie.match(variant) - matched - plain):
-                        plain.add(i)
-                        text = _variant_text(routing_key, variant)
-                        candidates.append((1, order, listed[i], via, text, {"routing_key": variant}))
-                        order += 1
-            for cost, i, path in _trie_search(trie.root, words, limit + len(plain), matched | plain):
-                if cost == 0:
-                    continue
-                fixed, texts = _topic_fix(words, path)
-                confusion = _hash_star_confusion(listed[i].routing_key, routing_key)
-                text = "; ".join([confusion, *texts] if confusion else texts)
-                if cost > 1:
-                    text = f"{cost} word edits: {text}"
-                candidates.append((cost, order, listed[i], via, text, {"routing_key": fixed}))
-                order += 1
-        elif exchange.type == "direct" and len(matched) < len(listed):
+        if kind == "topic" and len(matched) < len(listed):
+            candidates += _topic_candidates(index, name, via, matched, routing_key, limit)
+        elif kind == "direct" and len(matched) < len(listed):
             for i in index.direct_normal(name).get(normal_key(routing_key), []):
                 if i not in matched:
                     wanted = listed[i].routing_key
-                    text = _space_or_case(routing_key, wanted)
-                    candidates.append((1, order, listed[i], via, text, {"routing_key": wanted}))
-                    order += 1
-        elif exchange.type == "headers":
-            seen_headers = {k: v for k, v in headers.items() if k != "BCC"}
-            for i, binding in enumerate(listed):
-                if i in matched:
-                    continue
-                fix = _headers_fix(binding, seen_headers)
-                if fix is not None:
-                    count, text, fixed = fix
-                    if "BCC" in headers:
-                        fixed["BCC"] = headers["BCC"]
-                    candidates.append((count, order, binding, via, text, {"headers": fixed}))
-                    order += 1
-    candidates.sort(key=lambda c: (c[0], c[1]))
+                    candidates.append((1, listed[i], via, _space_or_case(routing_key, wanted), {"routing_key": wanted}))
+        elif kind == "headers":
+            candidates += _headers_candidates(listed, via, matched, headers)
+    ranked = sorted(enumerate(candidates), key=lambda c: (c[1][0], c[0]))  # by size, then as walked
     near: list[dict[str, Any]] = []
-    for distance, _, binding, via, text, change in candidates:
+    for _, (distance, binding, via, text, change) in ranked:
         if len(near) >= limit:
             break
         fix = {
             "routing_key": change.get("routing_key", routing_key),
             "headers": jsonable(change.get("headers", headers)),
         }
-        try:
-            check = _walk(
-                index,
-                result.exchange,
-                fix["routing_key"],
-                fix["headers"],
-                queue_names,
-                opaque,
-                explain_misses=0,
-                explain=False,
-            )
-        except LabError:  # a fix the broker would refuse (a CC header made invalid...): not offered
+        shown = binding.to_dict()
+        if any(n["binding"] == shown for n in near) or not _routes(
+            index, result.exchange, fix, binding, queue_names, opaque
+        ):
             continue
-        if not any(m.binding is binding or m.binding == binding for m in check.matches):
-            continue
-        if any(n["binding"] == binding.to_dict() for n in near):
-            continue
-        near.append(
-            {
-                "binding": binding.to_dict(),
-                "via": list(via),
-                "distance": distance,
-                "difference": text,
-                "fix": fix,
-            }
-        )
+        near.append({"binding": shown, "via": list(via), "distance": distance, "difference": text, "fix": fix})
     return near
+
+
+def _routes(
+    index: RoutingIndex,
+    exchange: str,
+    fix: dict[str, Any],
+    binding: BindingInfo,
+    queue_names: Set[str] | None,
+    opaque: set[str],
+) -> bool:
+    """Whether publishing ``fix`` to ``exchange`` really reaches ``binding`` (the engine checks its own advice)."""
+    from rabbit.routing.walk import _walk
+
+    try:
+        check = _walk(
+            index, exchange, fix["routing_key"], fix["headers"], queue_names, opaque, explain_misses=0, explain=False
+        )
+    except LabError:  # a fix the broker would refuse (a CC header made invalid...): not offered
+        return False
+    return any(m.binding is binding or m.binding == binding for m in check.matches)
+
+
+def _default_candidates(index: RoutingIndex, routing_key: str) -> list[Candidate]:
+    """Queues whose name differs from the key only by case or surrounding spaces."""
+    found: list[Candidate] = []
+    for name in index.queues_normal().get(normal_key(routing_key), []) if index.queues else []:
+        if name != routing_key:
+            binding = BindingInfo(DEFAULT_EXCHANGE, name, "queue", name)
+            text = f"no queue is named {_q(routing_key)}: {_space_or_case(routing_key, name)}"
+            found.append((1, binding, (DEFAULT_EXCHANGE,), text, {"routing_key": name}))
+    return found
+
+
+def _topic_candidates(
+    index: RoutingIndex, name: str, via: tuple[str, ...], matched: frozenset[int], routing_key: str, limit: int
+) -> list[Candidate]:
+    """The key without its spaces or in lower case first (one change each), then the trie's word edits."""
+    trie = index.trie(name)
+    assert trie is not None
+    listed = index.by_source[name]
+    found: list[Candidate] = []
+    plain: set[int] = set()
+    for variant in dict.fromkeys([routing_key.strip(), routing_key.casefold(), routing_key.strip().casefold()]):
+        if variant != routing_key:
+            for i in sorted(trie.match(variant) - matched - plain):
+                plain.add(i)
+                found.append((1, listed[i], via, _variant_text(routing_key, variant), {"routing_key": variant}))
+    words = split_words(routing_key)
+    for cost, i, path in _trie_search(trie.root, words, limit + len(plain), matched | plain):
+        if cost == 0:
+            continue
+        fixed, texts = _topic_fix(words, path)
+        confusion = _hash_star_confusion(listed[i].routing_key, routing_key)
+        text = "; ".join([confusion, *texts] if confusion else texts)
+        if cost > 1:
+            text = f"{cost} word edits: {text}"
+        found.append((cost, listed[i], via, text, {"routing_key": fixed}))
+    return found
+
+
+def _headers_candidates(
+    listed: list[BindingInfo], via: tuple[str, ...], matched: frozenset[int], headers: dict[str, Any]
+) -> list[Candidate]:
+    seen_headers = {k: v for k, v in headers.items() if k != "BCC"}  # the broker removes BCC before routing
+    found: list[Candidate] = []
+    for i, binding in enumerate(listed):
+        if i in matched:
+            continue
+        fix = _headers_fix(binding, seen_headers)
+        if fix is not None:
+            count, text, fixed = fix
+            if "BCC" in headers:
+                fixed["BCC"] = headers["BCC"]
+            found.append((count, binding, via, text, {"headers": fixed}))
+    return found

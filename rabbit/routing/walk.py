@@ -236,6 +236,11 @@ def _walk(
                     result.notes.append(f"there is no exchange {_quote(name)}: that path ends there")
                 continue
             work.append((by_name[name], (*via, name)))
+    return _concluded(result)
+
+
+def _concluded(result: RouteResult) -> RouteResult:
+    """The closing notes of a walk (nothing took it; other queues may), without repeats."""
     if not result.queues and not result.unknown:
         result.notes.append("no queue takes the message: the broker drops it (or returns it if published mandatory)")
     elif result.unknown and result.queues:
