@@ -23,6 +23,7 @@ from rabbit.routing.trie import TrieNode
 MAX_WORD_EDITS = 3  # a change bigger than this is no longer "near"
 MAX_STATES = 20_000  # the trie search's budget per exchange (a bound on the time one request may take)
 FILLER = "x"  # the word put where a `*` needs one
+DIRECT_SCAN = 2_000  # a direct exchange with more bindings is searched only for case and spaces
 
 _ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
 
@@ -139,7 +140,7 @@ def _substitution(old: str, new: str, position: int) -> str:
     if old in (STAR, HASH):
         return f"{_q(old)} in a routing key is a plain word, not a wildcard: the binding wants {_q(new)} as {where}"
     if old.casefold() == new.casefold():
-        return f"{where} is {_q(old)}, the binding wants {_q(new)} (topic keys are case-sensitive)"
+        return f"{where} is {_q(old)}, the binding wants {_q(new)} (keys are case-sensitive)"
     if old.strip() == new:
         return f"{where} {_q(old)} has spaces around it; the binding wants {_q(new)}"
     return f"{where} is {_q(old)}, the binding wants {_q(new)}"
@@ -257,10 +258,7 @@ def find_near_misses(
         if kind == "topic" and len(matched) < len(listed):
             candidates += _topic_candidates(index, name, via, matched, routing_key, limit)
         elif kind == "direct" and len(matched) < len(listed):
-            for i in index.direct_normal(name).get(normal_key(routing_key), []):
-                if i not in matched:
-                    wanted = listed[i].routing_key
-                    candidates.append((1, listed[i], via, _space_or_case(routing_key, wanted), {"routing_key": wanted}))
+            candidates += _direct_candidates(index, name, via, matched, routing_key)
         elif kind == "headers":
             candidates += _headers_candidates(listed, via, matched, headers)
     ranked = sorted(enumerate(candidates), key=lambda c: (c[1][0], c[0]))  # by size, then as walked
@@ -337,6 +335,60 @@ def _topic_candidates(
             text = f"{cost} word edits: {text}"
         found.append((cost, listed[i], via, text, {"routing_key": fixed}))
     return found
+
+
+def _direct_candidates(
+    index: RoutingIndex, name: str, via: tuple[str, ...], matched: frozenset[int], routing_key: str
+) -> list[Candidate]:
+    """Keys that differ only by case or surrounding spaces (one change), then, on an exchange of at most
+    ``DIRECT_SCAN`` bindings, every other binding key within ``MAX_WORD_EDITS`` word edits."""
+    listed = index.by_source[name]
+    found: list[Candidate] = []
+    close = {i for i in index.direct_normal(name).get(normal_key(routing_key), []) if i not in matched}
+    for i in sorted(close):
+        wanted = listed[i].routing_key
+        found.append((1, listed[i], via, _space_or_case(routing_key, wanted), {"routing_key": wanted}))
+    if len(listed) > DIRECT_SCAN:
+        return found
+    words = split_words(routing_key)
+    for i, binding in enumerate(listed):
+        if i in matched or i in close:
+            continue
+        cost, texts = _word_edits(words, split_words(binding.routing_key))
+        if 0 < cost <= MAX_WORD_EDITS:
+            text = "; ".join(texts)
+            if cost > 1:
+                text = f"{cost} word edits: {text}"
+            found.append((cost, binding, via, text, {"routing_key": binding.routing_key}))
+    return found
+
+
+def _word_edits(words: list[str], wanted: list[str]) -> tuple[int, list[str]]:
+    """The fewest word changes, additions and removals from ``words`` to ``wanted``, in plain words."""
+    n, m = len(words), len(wanted)
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if i == 0 or j == 0:
+                table[i][j] = i + j
+            else:
+                same = words[i - 1] == wanted[j - 1]
+                table[i][j] = min(table[i - 1][j - 1] + (not same), table[i - 1][j] + 1, table[i][j - 1] + 1)
+    texts: list[str] = []
+    i, j = n, m
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and table[i][j] == table[i - 1][j - 1] + (words[i - 1] != wanted[j - 1]):
+            if words[i - 1] != wanted[j - 1]:
+                texts.append(_substitution(words[i - 1], wanted[j - 1], j - 1))
+            i, j = i - 1, j - 1
+        elif j > 0 and table[i][j] == table[i][j - 1] + 1:
+            texts.append(f"one word short: the binding wants {_q(wanted[j - 1])} as the {_nth(j - 1)} word")
+            j -= 1
+        else:
+            texts.append(f"one word too many: the binding has no {_q(words[i - 1])} (word {i})")
+            i -= 1
+    texts.reverse()
+    return table[n][m], texts
 
 
 def _headers_candidates(

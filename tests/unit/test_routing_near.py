@@ -64,11 +64,12 @@ def test_a_wildcard_in_the_routing_key_is_named_as_a_plain_word():
 def test_direct_keys_that_differ_by_case_or_surrounding_spaces():
     exchanges = [ExchangeInfo("d", "direct")]
     bindings = [BindingInfo("d", "orders", "queue", "orders"), BindingInfo("d", "other", "queue", "refunds")]
-    (spaced,) = near(exchanges, bindings, "d", "orders ")
+    spaced, other = near(exchanges, bindings, "d", "orders ")
+    assert other["binding"]["routing_key"] == "refunds"  # a word away too, named after the closer one
     assert spaced["difference"] == "trailing space in the routing key"
     assert spaced["distance"] == 1
     assert spaced["fix"] == {"routing_key": "orders", "headers": {}}
-    (cased,) = near(exchanges, bindings, "d", "Orders")
+    cased = near(exchanges, bindings, "d", "Orders")[0]
     assert "the case differs" in cased["difference"] and "`Orders`" in cased["difference"]
     assert near(exchanges, bindings, "d", " orders")[0]["difference"] == "leading space in the routing key"
 
@@ -169,3 +170,12 @@ def test_property_a_headers_fix_routes(arg_maps, mode, headers):
         assert found["binding"] not in matched
         fixed = route(exchanges, bindings, "h", "", found["fix"]["headers"])
         assert found["binding"]["destination"] in fixed.queues
+
+
+def test_a_direct_key_a_word_away_from_a_binding_key():
+    exchanges = [ExchangeInfo("d", "direct")]
+    bindings = [BindingInfo("d", "eu", "queue", "orders.eu"), BindingInfo("d", "all", "queue", "orders")]
+    found = {n["binding"]["routing_key"]: n for n in near(exchanges, bindings, "d", "orders.us")}
+    assert found["orders.eu"]["difference"] == "the second word is `us`, the binding wants `eu`"
+    assert found["orders"]["difference"] == "one word too many: the binding has no `us` (word 2)"
+    assert [n["distance"] for n in found.values()] == [1, 1]
