@@ -3,6 +3,7 @@
 import { $, el, setText } from "./dom.js";
 import { on, onLinkChange } from "./socket.js";
 import { initExplainer } from "./explainer.js";
+import { initMatrix } from "./matrix.js";
 import { api } from "./api.js";
 
 let topology = null;
@@ -321,6 +322,7 @@ export function init(section) {
     current: () => topology,
     onTopology: (listener) => listeners.add(listener),
   });
+  initMatrix(section, { api, current: () => topology, onTopology: (listener) => listeners.add(listener) });
   on("topology", (data) => render(section, data));
   onLinkChange((state) => { if (state === "online" && !topology) refresh(section); });
   refresh(section);
