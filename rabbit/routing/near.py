@@ -8,6 +8,7 @@ surrounding spaces; headers binding by binding (one per header value to change).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import deque
 from collections.abc import Mapping, Set
@@ -23,6 +24,9 @@ from rabbit.routing.trie import TrieNode
 MAX_WORD_EDITS = 3  # a change bigger than this is no longer "near"
 MAX_STATES = 20_000  # the trie search's budget per exchange (a bound on the time one request may take)
 FILLER = "x"  # the word put where a `*` needs one
+# A word edit tries at most this many of a trie node's words (a node of 10,000 words would cost 20,000 steps
+# for a list of ten near misses that any ten of them would fill).
+FANOUT_SCAN = 64
 DIRECT_SCAN = 2_000  # a direct exchange with more bindings is searched only for case and spaces
 
 _ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
@@ -78,7 +82,7 @@ def _trie_search(root: TrieNode, words: list[str], wanted: int, skip: Set[int]) 
             if exact is not None:
                 moves.append((exact, j + 1, False, 0, None, word))
             moves.append((node, j + 1, after_hash, 1, ("del", j, word), None))  # drop the key's word j
-        for label, nxt in node.words.items():
+        for label, nxt in itertools.islice(node.words.items(), FANOUT_SCAN):
             if j < m and label != words[j]:
                 moves.append((nxt, j + 1, False, 1, ("sub", j, label), label))
             moves.append((nxt, j, False, 1, ("ins", j, label), label))
