@@ -17,7 +17,8 @@ test in ``tests/integration/test_routing_vs_broker.py``:
   decoding (numbers by value whatever their width, strings equal to byte arrays, booleans never equal numbers).
 
 The package, one module per role: ``model`` (the records), ``topic``, ``headers``, ``explain``, ``walk`` (the graph
-walk), ``trie`` and ``index`` (a topology indexed once, routed many times) and ``near`` (near misses).
+walk), ``trie`` and ``index`` (a topology indexed once, routed many times) and ``near`` / ``near_words``
+(near misses).
 """
 
 from rabbit.routing.headers import (
