@@ -1,0 +1,438 @@
+// The Graph panel: the live topology as a graph (Cytoscape.js, laid out by dagre), with messages moving on it.
+// It follows the `topology`, `consumer(s)` and `rpc_servers` events: what is new is added and placed near its
+// neighbours, what went is removed, and everything else stays where it is (a full layout runs only on the first
+// draw and when asked). Messages come from `published`, `returned`, `delivery`, `nack` and, when on, `trace`.
+// Everything from the broker is text: canvas labels, and textContent in the detail pane.
+import cytoscape from "../vendor/cytoscape/cytoscape.esm.min.js";
+import cytoscapeDagre from "../vendor/cytoscape-dagre/cytoscape-dagre.esm.min.js";
+import { $, el, setText } from "./dom.js";
+import { on } from "./socket.js";
+import { api } from "./api.js";
+import { exchangeLabel, plural } from "./format.js";
+import { argsText, buildGraph, guessPaths, nodeId, routePaths, sampleKey } from "./graph-model.js";
+import { graphStyle } from "./graph-style.js";
+import { Flow, LEG_MS } from "./graph-flow.js";
+
+cytoscape.use(cytoscapeDagre);
+
+const LAB_ID_HEADER = "x-rabbitlens-id";
+const LARGE_SCALE = 1.6;
+const MAX_FIT_ZOOM = 1.6; // a small graph is not blown up to fill the screen
+const RANK_PX = 230; // distance between columns (exchange -> queue -> consumer) for nodes placed one by one
+const GAP_PX = 64; // vertical room a node keeps free around itself
+const MEMORY = 5000; // lab ids remembered (for deliveries and dead letters that follow their publish)
+const KIND_ORDER = { exchange: 0, default: 0, queue: 1, consumer: 2, server: 2 };
+
+const LAYOUT = { name: "dagre", rankDir: "LR", nodeSep: 22, rankSep: 150, edgeSep: 12, animate: false, padding: 30 };
+
+/** A Map that forgets its oldest entries past `limit`. */
+function remember(map, key, value, limit = MEMORY) {
+  map.set(key, value);
+  if (map.size > limit) map.delete(map.keys().next().value);
+}
+
+export function init(section) {
+  const container = $("#graph", section);
+  const card = $("#graph-card", section);
+  const detail = $("#graph-detail", section);
+  const nodeList = $("#graph-node-list", section);
+  const state = { topology: null, consumers: new Map(), servers: [], usedDefault: new Set() };
+  let graph = { nodes: new Map(), edges: new Map() };
+  let laidOut = false; // the first full layout has run
+  let viewTouched = false; // the user panned or zoomed: do not fit on their behalf
+  let large = localStorage.getItem("rabbitlens.graph.large") === "1";
+
+  const cy = cytoscape({
+    container, elements: [], style: graphStyle(1), minZoom: 0.08, maxZoom: 4, boxSelectionEnabled: false,
+    selectionType: "single",
+  });
+  const flow = new Flow({
+    cy, canvas: $("#graph-flow", section), list: $("#graph-flow-list", section), container,
+    describe: (id, isDrop) => {
+      if (isDrop) {
+        const node = graph.nodes.get(id);
+        return { kind: "drop", source: node?.name ?? id, target: "" };
+      }
+      const edge = graph.edges.get(id);
+      const name = (nid) => graph.nodes.get(nid)?.name ?? nid;
+      return edge ? { kind: edge.kind, source: name(edge.source), target: name(edge.target) } : { kind: "gone", source: id, target: "" };
+    },
+  });
+
+  // ---------------------------------------------------------------- keeping Cytoscape in step with the model
+  const signature = (data) => JSON.stringify(data);
+
+  function nodeLabel(n) {
+    if (n.kind === "queue" && n.messages !== null) {
+      return `${n.label}\n${n.messages} ready · ${plural(n.consumers ?? 0, "consumer")}`;
+    }
+    if (n.kind === "exchange") return `${n.label}\n${n.type}`;
+    if (n.kind === "consumer" || n.kind === "server") return `${n.label}\n${n.state ?? ""}`;
+    return n.label;
+  }
+
+  function cyData(item) {
+    const { id, kind, source, target, label, internal, final } = item;
+    const data = { id, kind, label: source ? label : nodeLabel(item), internal: Boolean(internal), final: Boolean(final) };
+    if (source) Object.assign(data, { source, target });
+    return data;
+  }
+
+  function apply() {
+    graph = buildGraph({ topology: state.topology, consumers: [...state.consumers.values()], servers: state.servers,
+      usedDefault: state.usedDefault });
+    const added = [];
+    cy.batch(() => {
+      cy.edges().forEach((e) => { if (!graph.edges.has(e.id())) e.remove(); });
+      cy.nodes().forEach((n) => { if (!graph.nodes.has(n.id())) n.remove(); });
+      for (const node of graph.nodes.values()) {
+        const data = cyData(node);
+        const existing = cy.getElementById(node.id);
+        if (existing.length) {
+          if (existing.scratch("sig") !== signature(data)) existing.data(data).scratch("sig", signature(data));
+        } else {
+          added.push(cy.add({ group: "nodes", data }).scratch("sig", signature(data)));
+        }
+      }
+      for (const edge of graph.edges.values()) {
+        const data = cyData(edge);
+        const existing = cy.getElementById(edge.id);
+        if (existing.length) {
+          if (existing.scratch("sig") !== signature(data)) existing.data(data).scratch("sig", signature(data));
+        } else {
+          cy.add({ group: "edges", data }).scratch("sig", signature(data));
+        }
+      }
+    });
+    if (!laidOut && cy.nodes().length) {
+      relayout();
+    } else if (added.length) {
+      placeNew(added);
+    }
+    container.dataset.nodes = String(cy.nodes().length);
+    container.dataset.edges = String(cy.edges().length);
+    $("#graph-empty", section).hidden = cy.nodes().length > 0;
+    summarise();
+    listNodes();
+  }
+
+  function relayout() {
+    const visible = container.clientWidth > 0;
+    cy.layout({ ...LAYOUT, fit: false }).run();
+    laidOut = true;
+    if (visible) fit();
+    listNodes();
+  }
+
+  /** Place new nodes one by one, each beside the nodes it is joined to, in a free spot (nothing else moves). */
+  function placeNew(added) {
+    const fresh = new Set(added.map((n) => n.id()));
+    const placed = () => cy.nodes().filter((n) => !fresh.has(n.id()));
+    const order = added.slice().sort((a, b) => KIND_ORDER[a.data("kind")] - KIND_ORDER[b.data("kind")]);
+    for (const node of order) {
+      const incoming = node.incomers("node").filter((n) => !fresh.has(n.id()));
+      const outgoing = node.outgoers("node").filter((n) => !fresh.has(n.id()));
+      const mean = (nodes, axis) => nodes.reduce((sum, n) => sum + n.position(axis), 0) / nodes.length;
+      let x;
+      let y;
+      if (incoming.length) {
+        x = Math.max(...incoming.map((n) => n.position("x"))) + RANK_PX;
+        y = mean(incoming, "y");
+      } else if (outgoing.length) {
+        x = Math.min(...outgoing.map((n) => n.position("x"))) - RANK_PX;
+        y = mean(outgoing, "y");
+      } else {
+        const others = placed();
+        const box = others.length ? others.boundingBox() : { x1: 0, y2: 0 };
+        const column = others.filter((n) => KIND_ORDER[n.data("kind")] === KIND_ORDER[node.data("kind")]);
+        x = column.length ? mean(column, "x") : box.x1 + KIND_ORDER[node.data("kind")] * RANK_PX;
+        y = (column.length ? column.boundingBox().y2 : box.y2) + GAP_PX;
+      }
+      node.position(freeSpot(placed(), x, y));
+      fresh.delete(node.id());
+    }
+  }
+
+  function freeSpot(others, x, y) {
+    const taken = others.map((n) => n.position());
+    const clear = (cy2) => taken.every((p) => Math.abs(p.x - x) > RANK_PX / 2 || Math.abs(p.y - cy2) > GAP_PX * 0.9);
+    for (let step = 0; step < 400; step += 1) {
+      const offset = (step % 2 ? 1 : -1) * Math.ceil(step / 2) * GAP_PX;
+      if (clear(y + offset)) return { x, y: y + offset };
+    }
+    return { x, y };
+  }
+
+  function summarise() {
+    const counts = { exchange: 0, queue: 0, consumer: 0, server: 0 };
+    for (const n of graph.nodes.values()) counts[n.kind === "default" ? "exchange" : n.kind] += 1;
+    setText($("#graph-summary", section), [plural(counts.exchange, "exchange"), plural(counts.queue, "queue"),
+      plural(counts.consumer, "consumer"), counts.server ? plural(counts.server, "fib server") : null,
+      plural(graph.edges.size, "edge")].filter(Boolean).join(" · "));
+  }
+
+  let listTimer = null;
+  function listNodes() {
+    clearTimeout(listTimer);
+    listTimer = setTimeout(() => {
+      nodeList.replaceChildren(...cy.nodes().map((n) => {
+        const model = graph.nodes.get(n.id());
+        const p = n.position();
+        return el("li", { dataset: { id: n.id(), kind: n.data("kind"), name: model?.name ?? "", x: String(Math.round(p.x)),
+          y: String(Math.round(p.y)) } }, `${n.data("kind")} ${model?.name ?? ""}`);
+      }));
+    }, 50);
+  }
+
+  // ---------------------------------------------------------------- messages
+  const published = new Map(); // lab id -> {exchange, routing_key, arrivals: {queue: time}}
+  const deliveries = new Map(); // "consumer:tag" -> delivery
+  const deadLettered = new Set(); // lab ids already drawn going to a dead-letter exchange
+  const droppedIds = new Set();
+
+  function useDefault(queue) {
+    if (!queue || state.usedDefault.has(queue)) return;
+    state.usedDefault.add(queue);
+    apply();
+  }
+
+  /** Animate a message from outside into `exchange`, then to each queue (or off the exchange when none). */
+  function route(exchange, key, queues, { kind = "message", id = null, delay = 0 } = {}) {
+    if (exchange === "" && queues.length === 1) useDefault(queues[0]);
+    const xid = nodeId.exchange(exchange);
+    if (!cy.getElementById(xid).length) return {};
+    const enter = { enter: xid };
+    const arrivals = {};
+    if (!queues.length) {
+      flow.send([enter, { drop: xid, label: "unroutable" }], { delay, kind });
+      if (id) droppedIds.add(id);
+      return arrivals;
+    }
+    for (const path of routePaths(graph, exchange, key, queues)) {
+      const queue = graph.nodes.get(path[path.length - 1].target)?.name;
+      arrivals[queue] = flow.send([enter, ...path.map((e) => ({ edge: e.id }))], { delay, kind });
+    }
+    return arrivals;
+  }
+
+  function onPublished(p) {
+    if (p.refused || p.confirmed === false) return;
+    const queues = p.routed === false ? [] : p.predicted || [];
+    const arrivals = route(p.exchange, p.routing_key, queues, { id: p.id });
+    if (p.routed === false && p.mandatory) droppedIds.add(p.id);
+    if (p.id) remember(published, p.id, { exchange: p.exchange, routing_key: p.routing_key, arrivals });
+  }
+
+  function onReturned(r) {
+    if (droppedIds.has(r.id)) return;
+    droppedIds.add(r.id);
+    const xid = nodeId.exchange(r.exchange);
+    if (cy.getElementById(xid).length) flow.send([{ enter: xid }, { drop: xid, label: "returned" }]);
+  }
+
+  function onDelivery(d) {
+    if (d.exchange === "" && d.routing_key === d.queue) useDefault(d.queue);
+    remember(deliveries, `${d.consumer_id}:${d.delivery_tag}`, d);
+    const edge = `cq:${d.consumer_id}`;
+    if (!cy.getElementById(edge).length) return;
+    const arrival = d.id ? published.get(d.id)?.arrivals?.[d.queue] : undefined;
+    flow.send([{ edge }], { delay: arrival ? Math.max(0, arrival - performance.now()) : 0 });
+  }
+
+  /** A lab consumer rejected a message (no requeue): it goes to the queue's dead-letter exchange, if any. */
+  function onNack(n) {
+    if (n.requeue) return;
+    const delivery = deliveries.get(`${n.consumer_id}:${n.delivery_tag}`);
+    const queue = n.queue || delivery?.queue;
+    const dlx = graph.edges.get(`dlx:${queue}`);
+    const start = Math.max(0, LEG_MS - 100);
+    if (!dlx) {
+      const qid = nodeId.queue(queue);
+      if (cy.getElementById(qid).length) flow.send([{ drop: qid, label: "rejected" }], { delay: start });
+      return;
+    }
+    if (n.id) deadLettered.add(n.id);
+    const key = dlx.dead_letter_routing_key ?? delivery?.routing_key ?? "";
+    const paths = guessPaths(graph, dlx.exchange, key);
+    const first = { edge: dlx.id };
+    if (!paths.length) {
+      flow.send([first, { drop: dlx.target, label: "unroutable" }], { kind: "deadletter", delay: start });
+    }
+    for (const path of paths) flow.send([first, ...path.map((e) => ({ edge: e.id }))], { kind: "deadletter", delay: start });
+  }
+
+  /** The firehose: others' publishes, and dead letters as the broker re-publishes them. */
+  function onTrace(t) {
+    if (t.kind !== "publish") return;
+    const headers = t.headers || {};
+    const labId = headers[LAB_ID_HEADER];
+    const deaths = Array.isArray(headers["x-death"]) ? headers["x-death"] : null;
+    if (deaths && deaths.length) {
+      if (labId && deadLettered.has(labId)) return;
+      const from = deaths[0]?.queue;
+      const dlx = from ? graph.edges.get(`dlx:${from}`) : null;
+      const paths = routePaths(graph, t.exchange, t.routing_key, t.routed_queues || []);
+      const first = dlx ? [{ edge: dlx.id }] : [{ enter: nodeId.exchange(t.exchange) }];
+      if (!paths.length) flow.send([...first, { drop: nodeId.exchange(t.exchange), label: "unroutable" }], { kind: "deadletter" });
+      for (const path of paths) flow.send([...first, ...path.map((e) => ({ edge: e.id }))], { kind: "deadletter" });
+      return;
+    }
+    if (labId && published.has(labId)) return; // the lab's own publish: drawn from its `published` event
+    route(t.exchange, t.routing_key, t.routed_queues || [], { kind: "trace" });
+  }
+
+  // ---------------------------------------------------------------- details
+  function facts(pairs) {
+    return el("dl", { class: "facts" }, ...pairs.filter(([, v]) => v !== undefined && v !== null && v !== "")
+      .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
+  }
+
+  function showNode(id) {
+    const n = graph.nodes.get(id);
+    if (!n) return;
+    const flags = (o) => ["durable", "auto_delete", "exclusive", "internal"].filter((f) => o[f]).join(", ") || "none";
+    let body;
+    if (n.kind === "exchange" || n.kind === "default") {
+      const out = [...graph.edges.values()].filter((e) => e.source === id);
+      body = facts([["exchange", exchangeLabel(n.name)], ["type", n.type], ["flags", flags(n)],
+        ["arguments", argsText(n.arguments)], ["bindings out", out.length],
+        ["listed", n.listed ? "yes" : "not in the topology listing (named by another entity)"]]);
+    } else if (n.kind === "queue") {
+      const into = [...graph.edges.values()].filter((e) => e.target === id);
+      body = facts([["queue", n.name], ["ready messages", n.messages], ["consumers", n.consumers],
+        ["flags", flags(n)], ["arguments", argsText(n.arguments)],
+        ["bound from", into.map((e) => `${exchangeLabel(e.exchange)} (${e.label})`).join("; ")],
+        ["listed", n.listed ? "yes" : "not in the topology listing"]]);
+    } else if (n.kind === "consumer") {
+      const c = n.consumer;
+      body = facts([["consumer", c.id], ["queue", c.queue], ["state", c.state], ["ack", c.ack], ["prefetch", c.prefetch],
+        ["on message", c.on_message], ["handled", c.handled], ["acked", c.acked], ["rejected", c.rejected],
+        ["requeued", c.nacked], ["error", c.error]]);
+    } else {
+      const s = n.server;
+      body = facts([["fib server", s.id], ["pid", s.pid], ["queue", s.queue], ["state", s.state], ["prefetch", s.prefetch],
+        ["handled", s.handled], ["errors", s.errors], ["in flight", s.in_flight], ["exit code", s.exit_code]]);
+    }
+    detail.replaceChildren(el("h3", {}, n.title), body);
+  }
+
+  function showEdge(id) {
+    const e = graph.edges.get(id);
+    if (!e) return;
+    const name = (nid) => graph.nodes.get(nid)?.name ?? nid;
+    const titles = { binding: "Binding", e2e: "Exchange-to-exchange binding", alternate: "Alternate exchange",
+      deadletter: "Dead-letter route", consume: "Consumes", default: "Default exchange (implicit binding)" };
+    const rows = [["from", e.kind === "deadletter" || e.kind === "consume" ? name(e.source) : exchangeLabel(name(e.source))],
+      ["to", e.kind === "e2e" || e.kind === "alternate" || e.kind === "deadletter" ? exchangeLabel(name(e.target)) : name(e.target)]];
+    if (e.kind === "binding" || e.kind === "e2e" || e.kind === "default") {
+      rows.push(["exchange type", e.exchangeType], ["binding key", e.routing_key === "" ? "(empty)" : e.routing_key],
+        ["arguments", argsText(e.arguments)]);
+    }
+    if (e.kind === "deadletter") rows.push(["dead-letter routing key", e.dead_letter_routing_key ?? "the message's own"]);
+    const counted = flow.counts.get(id);
+    if (counted) rows.push(["messages drawn", counted]);
+    const nodes = [el("h3", {}, titles[e.kind] || e.kind), facts(rows)];
+    if (["binding", "e2e", "default", "alternate"].includes(e.kind)) {
+      const button = el("button", { type: "button", class: "small primary", id: "graph-explain" }, "Explain in the routing explainer");
+      button.addEventListener("click", () => explain(e));
+      nodes.push(button);
+    }
+    detail.replaceChildren(...nodes);
+  }
+
+  /** Open the Topology panel's routing explainer with this edge's exchange and a key it matches. */
+  function explain(edge) {
+    const exchange = edge.kind === "alternate" ? edge.exchange : edge.exchange;
+    location.hash = "#topology";
+    const select = document.getElementById("route-exchange");
+    const key = document.getElementById("route-key");
+    const headers = document.getElementById("route-headers");
+    if (!select || !key) return;
+    if (![...select.options].some((o) => o.value === exchange)) select.append(el("option", { value: exchange }, exchangeLabel(exchange)));
+    select.value = exchange;
+    select.dispatchEvent(new Event("change", { bubbles: true }));
+    key.value = edge.kind === "alternate" ? "" : sampleKey(edge);
+    if (headers && edge.exchangeType === "headers") {
+      const wanted = Object.fromEntries(Object.entries(edge.arguments || {}).filter(([k]) => !k.startsWith("x-")));
+      headers.value = JSON.stringify(wanted);
+      headers.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    key.dispatchEvent(new Event("input", { bubbles: true }));
+    key.focus();
+  }
+
+  cy.on("tap", "node", (event) => showNode(event.target.id()));
+  cy.on("tap", "edge", (event) => showEdge(event.target.id()));
+  cy.on("dragfree", "node", listNodes);
+  cy.on("viewport", () => { if (laidOut && container.clientWidth) viewTouched = true; });
+
+  // ---------------------------------------------------------------- view: size, fit, full screen, large type
+  function scale() {
+    return large || document.body.classList.contains("presenter") ? LARGE_SCALE : 1;
+  }
+  function restyle() {
+    const s = scale();
+    cy.style(graphStyle(s));
+    flow.scale = s;
+    section.classList.toggle("graph-large", s > 1);
+    $("#graph-large", section).setAttribute("aria-pressed", String(large));
+  }
+  new MutationObserver(restyle).observe(document.body, { attributes: true, attributeFilter: ["class"] });
+  restyle();
+
+  function fit() {
+    cy.fit(undefined, 30);
+    if (cy.zoom() > MAX_FIT_ZOOM) {
+      cy.zoom(MAX_FIT_ZOOM);
+      cy.center();
+    }
+    viewTouched = false;
+  }
+  new ResizeObserver(() => {
+    cy.resize();
+    flow.resize();
+    if (container.clientWidth && laidOut && !viewTouched) fit();
+  }).observe(container);
+  $("#graph-fit", section).addEventListener("click", fit);
+  $("#graph-relayout", section).addEventListener("click", () => {
+    relayout();
+    fit();
+  });
+  $("#graph-large", section).addEventListener("click", () => {
+    large = !large;
+    localStorage.setItem("rabbitlens.graph.large", large ? "1" : "0");
+    restyle();
+  });
+  const fullButton = $("#graph-fullscreen", section);
+  fullButton.disabled = !card.requestFullscreen;
+  fullButton.addEventListener("click", () => {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else card.requestFullscreen().catch((error) => setText($("#graph-summary", section), `full screen refused: ${error.message}`));
+  });
+  document.addEventListener("fullscreenchange", () => {
+    fullButton.setAttribute("aria-pressed", String(document.fullscreenElement === card));
+    setText(fullButton, document.fullscreenElement === card ? "Leave full screen" : "Full screen");
+  });
+
+  // ---------------------------------------------------------------- live
+  on("topology", (topology) => { state.topology = topology; apply(); });
+  on("consumers", (listing) => { state.consumers = new Map(listing.map((c) => [c.id, c])); apply(); });
+  on("consumer", (c) => { state.consumers.set(c.id, c); apply(); });
+  on("rpc_servers", (data) => { state.servers = data.servers || []; apply(); });
+  on("published", onPublished);
+  on("returned", onReturned);
+  on("delivery", onDelivery);
+  on("nack", onNack);
+  on("trace", onTrace);
+  on("rpc_request", (r) => useDefault(r.queue));
+
+  Promise.allSettled([api("GET", "/api/topology"), api("GET", "/api/consumers"), api("GET", "/api/rpc/servers")])
+    .then(([topology, consumers, servers]) => {
+      if (topology.status === "fulfilled" && !state.topology) state.topology = topology.value;
+      if (consumers.status === "fulfilled" && !state.consumers.size) {
+        state.consumers = new Map(consumers.value.map((c) => [c.id, c]));
+      }
+      if (servers.status === "fulfilled" && !state.servers.length) state.servers = servers.value.servers || [];
+      apply();
+    });
+}
