@@ -205,7 +205,7 @@ export class Flow {
     for (const [key, count] of this.counts) {
       const about = this.describe(key.startsWith("drop:") ? key.slice(5) : key, key.startsWith("drop:"));
       items.push(el("li", { dataset: { edge: key, kind: about.kind, source: about.source, target: about.target,
-        count: String(count) } }, `${about.kind} ${about.source} → ${about.target}: ${count}`));
+        key: about.key ?? "", count: String(count) } }, `${about.kind} ${about.source} → ${about.target}: ${count}`));
     }
     this.list.replaceChildren(...items);
   }

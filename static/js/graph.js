@@ -21,6 +21,7 @@ const MAX_FIT_ZOOM = 1.6; // a small graph is not blown up to fill the screen
 const RANK_PX = 230; // distance between columns (exchange -> queue -> consumer) for nodes placed one by one
 const GAP_PX = 64; // vertical room a node keeps free around itself
 const MEMORY = 5000; // lab ids remembered (for deliveries and dead letters that follow their publish)
+const FINAL_CONSUMER_STATES = new Set(["stopped", "crashed", "failed", "cancelled"]);
 const KIND_ORDER = { exchange: 0, default: 0, queue: 1, consumer: 2, server: 2 };
 
 const LAYOUT = { name: "dagre", rankDir: "LR", nodeSep: 22, rankSep: 150, edgeSep: 12, animate: false, padding: 30 };
@@ -55,7 +56,8 @@ export function init(section) {
       }
       const edge = graph.edges.get(id);
       const name = (nid) => graph.nodes.get(nid)?.name ?? nid;
-      return edge ? { kind: edge.kind, source: name(edge.source), target: name(edge.target) } : { kind: "gone", source: id, target: "" };
+      return edge ? { kind: edge.kind, source: name(edge.source), target: name(edge.target), key: edge.routing_key ?? "" }
+        : { kind: "gone", source: id, target: "" };
     },
   });
 
@@ -172,16 +174,21 @@ export function init(section) {
   }
 
   let listTimer = null;
-  function listNodes() {
+  /** The DOM-readable list of nodes and positions: at once after a change, debounced while panning. */
+  function listNodes(later = false) {
     clearTimeout(listTimer);
-    listTimer = setTimeout(() => {
-      nodeList.replaceChildren(...cy.nodes().map((n) => {
-        const model = graph.nodes.get(n.id());
-        const p = n.position();
-        return el("li", { dataset: { id: n.id(), kind: n.data("kind"), name: model?.name ?? "", x: String(Math.round(p.x)),
-          y: String(Math.round(p.y)) } }, `${n.data("kind")} ${model?.name ?? ""}`);
-      }));
-    }, 50);
+    if (later) {
+      listTimer = setTimeout(listNodes, 60);
+      return;
+    }
+    nodeList.replaceChildren(...cy.nodes().map((n) => {
+      const model = graph.nodes.get(n.id());
+      const p = n.position();
+      const r = n.renderedPosition();
+      return el("li", { dataset: { id: n.id(), kind: n.data("kind"), name: model?.name ?? "", x: String(Math.round(p.x)),
+        y: String(Math.round(p.y)), rx: String(Math.round(r.x)), ry: String(Math.round(r.y)) } },
+      `${n.data("kind")} ${model?.name ?? ""}`);
+    }));
   }
 
   // ---------------------------------------------------------------- messages
@@ -197,15 +204,16 @@ export function init(section) {
   }
 
   /** Animate a message from outside into `exchange`, then to each queue (or off the exchange when none). */
-  function route(exchange, key, queues, { kind = "message", id = null, delay = 0 } = {}) {
+  function route(exchange, key, queues, { kind = "message", id = null, delay = 0, dropLabel = "unroutable" } = {}) {
     if (exchange === "" && queues.length === 1) useDefault(queues[0]);
     const xid = nodeId.exchange(exchange);
     if (!cy.getElementById(xid).length) return {};
     const enter = { enter: xid };
     const arrivals = {};
     if (!queues.length) {
-      flow.send([enter, { drop: xid, label: "unroutable" }], { delay, kind });
+      if (id && droppedIds.has(id)) return arrivals; // its return came first and was drawn
       if (id) droppedIds.add(id);
+      flow.send([enter, { drop: xid, label: dropLabel }], { delay, kind });
       return arrivals;
     }
     for (const path of routePaths(graph, exchange, key, queues)) {
@@ -218,8 +226,8 @@ export function init(section) {
   function onPublished(p) {
     if (p.refused || p.confirmed === false) return;
     const queues = p.routed === false ? [] : p.predicted || [];
-    const arrivals = route(p.exchange, p.routing_key, queues, { id: p.id });
-    if (p.routed === false && p.mandatory) droppedIds.add(p.id);
+    const arrivals = route(p.exchange, p.routing_key, queues, { id: p.id,
+      dropLabel: p.mandatory ? "returned" : "unroutable" });
     if (p.id) remember(published, p.id, { exchange: p.exchange, routing_key: p.routing_key, arrivals });
   }
 
@@ -363,8 +371,11 @@ export function init(section) {
 
   cy.on("tap", "node", (event) => showNode(event.target.id()));
   cy.on("tap", "edge", (event) => showEdge(event.target.id()));
-  cy.on("dragfree", "node", listNodes);
-  cy.on("viewport", () => { if (laidOut && container.clientWidth) viewTouched = true; });
+  cy.on("dragfree", "node", () => listNodes());
+  cy.on("viewport", () => {
+    if (laidOut && container.clientWidth) viewTouched = true;
+    listNodes(true);
+  });
 
   // ---------------------------------------------------------------- view: size, fit, full screen, large type
   function scale() {
@@ -417,7 +428,13 @@ export function init(section) {
   // ---------------------------------------------------------------- live
   on("topology", (topology) => { state.topology = topology; apply(); });
   on("consumers", (listing) => { state.consumers = new Map(listing.map((c) => [c.id, c])); apply(); });
-  on("consumer", (c) => { state.consumers.set(c.id, c); apply(); });
+  on("consumer", (c) => {
+    // A consumer that ended is kept (greyed) only while the listing still has it: the "stopped" of one removed
+    // through the API may arrive after the listing without it.
+    if (FINAL_CONSUMER_STATES.has(c.state) && !state.consumers.has(c.id)) return;
+    state.consumers.set(c.id, c);
+    apply();
+  });
   on("rpc_servers", (data) => { state.servers = data.servers || []; apply(); });
   on("published", onPublished);
   on("returned", onReturned);
