@@ -122,7 +122,7 @@ export function buildGraph({ topology, consumers = [], servers = [], usedDefault
   for (const c of consumers) {
     const id = nodeId.consumer(c.id);
     const q = addQueue(c.queue);
-    nodes.set(id, { id, kind: "consumer", name: c.id, label: `consumer ${c.id}`, title: `consumer ${c.id}`,
+    nodes.set(id, { id, kind: "consumer", name: c.id, label: c.id, title: `consumer ${c.id}`,
       state: c.state, final: FINAL_CONSUMER_STATES.has(c.state), consumer: c });
     const edgeId = `cq:${c.id}`;
     edges.set(edgeId, { id: edgeId, source: q, target: id, kind: "consume", label: "", queue: c.queue, consumer: c.id });
@@ -131,7 +131,7 @@ export function buildGraph({ topology, consumers = [], servers = [], usedDefault
   for (const s of servers) {
     const id = nodeId.server(s.id);
     const q = addQueue(s.queue || "rpc_queue");
-    nodes.set(id, { id, kind: "server", name: s.id, label: `fib server ${s.id}`, title: `fib server ${s.id}`,
+    nodes.set(id, { id, kind: "server", name: s.id, label: `fib ${s.id}`, title: `fib server ${s.id}`,
       state: s.state, final: s.state === "exited" || s.exit_code !== null && s.exit_code !== undefined,
       server: s });
     const edgeId = `sq:${s.id}`;

@@ -18,13 +18,14 @@ cytoscape.use(cytoscapeDagre);
 const LAB_ID_HEADER = "x-rabbitlens-id";
 const LARGE_SCALE = 1.6;
 const MAX_FIT_ZOOM = 1.6; // a small graph is not blown up to fill the screen
-const RANK_PX = 230; // distance between columns (exchange -> queue -> consumer) for nodes placed one by one
-const GAP_PX = 64; // vertical room a node keeps free around itself
+const RANK_PX = 260; // distance between columns (exchange -> queue -> consumer) for nodes placed one by one
+const GAP_PX = 34; // vertical room a node keeps free around itself
 const MEMORY = 5000; // lab ids remembered (for deliveries and dead letters that follow their publish)
 const FINAL_CONSUMER_STATES = new Set(["stopped", "crashed", "failed", "cancelled"]);
 const KIND_ORDER = { exchange: 0, default: 0, queue: 1, consumer: 2, server: 2 };
 
-const LAYOUT = { name: "dagre", rankDir: "LR", nodeSep: 22, rankSep: 150, edgeSep: 12, animate: false, padding: 30 };
+const LAYOUT = { name: "dagre", rankDir: "LR", nodeSep: 6, rankSep: 110, edgeSep: 6, animate: false, padding: 20,
+  nodeDimensionsIncludeLabels: true };
 
 /** A Map that forgets its oldest entries past `limit`. */
 function remember(map, key, value, limit = MEMORY) {
@@ -64,12 +65,11 @@ export function init(section) {
   // ---------------------------------------------------------------- keeping Cytoscape in step with the model
   const signature = (data) => JSON.stringify(data);
 
+  // One line per node (the detail pane has the rest): a queue's ready count, an exchange's type.
   function nodeLabel(n) {
-    if (n.kind === "queue" && n.messages !== null) {
-      return `${n.label}\n${n.messages} ready · ${plural(n.consumers ?? 0, "consumer")}`;
-    }
-    if (n.kind === "exchange") return `${n.label}\n${n.type}`;
-    if (n.kind === "consumer" || n.kind === "server") return `${n.label}\n${n.state ?? ""}`;
+    if (n.kind === "queue") return n.messages ? `${n.label} (${n.messages})` : n.label;
+    if (n.kind === "exchange") return `${n.label} · ${n.type}`;
+    if ((n.kind === "consumer" || n.kind === "server") && n.final) return `${n.label} (${n.state})`;
     return n.label;
   }
 
@@ -110,6 +110,7 @@ export function init(section) {
       relayout();
     } else if (added.length) {
       placeNew(added);
+      if (!viewTouched && container.clientWidth) fit(); // keep the newcomers in view, unless the user has the view
     }
     container.dataset.nodes = String(cy.nodes().length);
     container.dataset.edges = String(cy.edges().length);
@@ -372,8 +373,13 @@ export function init(section) {
   cy.on("tap", "node", (event) => showNode(event.target.id()));
   cy.on("tap", "edge", (event) => showEdge(event.target.id()));
   cy.on("dragfree", "node", () => listNodes());
+  // The user has the view once they zoom (wheel, pinch) or pan (a drag on the background); fit() gives it back.
+  let pressed = false;
+  container.addEventListener("pointerdown", () => { pressed = true; });
+  window.addEventListener("pointerup", () => { pressed = false; });
+  container.addEventListener("wheel", () => { viewTouched = true; }, { passive: true });
   cy.on("viewport", () => {
-    if (laidOut && container.clientWidth) viewTouched = true;
+    if (pressed) viewTouched = true;
     listNodes(true);
   });
 
@@ -388,6 +394,7 @@ export function init(section) {
     section.classList.toggle("graph-large", s > 1);
     $("#graph-large", section).setAttribute("aria-pressed", String(large));
   }
+  if (window.innerWidth < 1200) $("#graph-legend", section).open = false; // on a small screen it would cover the graph
   new MutationObserver(restyle).observe(document.body, { attributes: true, attributeFilter: ["class"] });
   restyle();
 
@@ -441,7 +448,11 @@ export function init(section) {
   on("delivery", onDelivery);
   on("nack", onNack);
   on("trace", onTrace);
-  on("rpc_request", (r) => useDefault(r.queue));
+  on("rpc_request", (r) => {
+    // The lab's RPC client publishes its requests through the default exchange, keyed by the queue's name.
+    useDefault(r.queue);
+    if (graph.edges.has(`d:${r.queue}`)) flow.send([{ enter: nodeId.exchange("") }, { edge: `d:${r.queue}` }]);
+  });
 
   Promise.allSettled([api("GET", "/api/topology"), api("GET", "/api/consumers"), api("GET", "/api/rpc/servers")])
     .then(([topology, consumers, servers]) => {

@@ -72,9 +72,7 @@ def positions(page):
 
 
 def flows(page):
-    return page.evaluate(
-        "() => [...document.querySelectorAll('[data-graph-flows] li')].map((li) => ({...li.dataset}))"
-    )
+    return page.evaluate("() => [...document.querySelectorAll('[data-graph-flows] li')].map((li) => ({...li.dataset}))")
 
 
 def tutorial_five(lab, unique):
@@ -109,7 +107,7 @@ def test_tutorial_five_is_drawn_and_a_message_animates_into_two_queues(lab, page
 
 
 def test_a_deleted_queue_goes_a_new_one_comes_and_the_others_stay_put(lab, page, unique):
-    exchange, q1, q2 = tutorial_five(lab, unique)
+    exchange, _q1, q2 = tutorial_five(lab, unique)
     q3 = unique("q3")
     declare_queue(lab, q3)
     bind(lab, exchange, q3, "#")
@@ -150,8 +148,9 @@ def test_unroutable_and_returned_messages_drop_off_their_exchange(lab, page, uni
     lab.post("/api/publish", {"exchange": exchange, "routing_key": "slow.brown.fox", "body": "z", "mandatory": True})
     page.wait_for_function("() => document.querySelector('[data-graph]').dataset.dropped === '2'", timeout=10000)
     drops = [f for f in flows(page) if f["kind"] == "drop"]
-    assert drops == [{"edge": f"drop:x:{exchange}", "kind": "drop", "source": exchange, "target": "", "key": "",
-                      "count": "2"}]
+    assert drops == [
+        {"edge": f"drop:x:{exchange}", "kind": "drop", "source": exchange, "target": "", "key": "", "count": "2"}
+    ]
     assert [f["key"] for f in flows(page) if f["kind"] == "binding"] == ["lazy.#"]
 
 
