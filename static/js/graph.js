@@ -239,12 +239,27 @@ export function init(section) {
     if (cy.getElementById(xid).length) flow.send([{ enter: xid }, { drop: xid, label: "returned" }]);
   }
 
+  /** Legs from a dead-lettering queue (the first `x-death` entry) through its dead-letter exchange to `queue`. */
+  function deadLetterLegs(deaths, exchange, key, queue) {
+    const from = deaths[0]?.queue;
+    const dlx = from ? graph.edges.get(`dlx:${from}`) : null;
+    const target = dlx ? dlx.exchange : exchange;
+    const path = routePaths(graph, target, key, [queue])[0] || [];
+    return [dlx ? { edge: dlx.id } : { enter: nodeId.exchange(target) }, ...path.map((e) => ({ edge: e.id }))];
+  }
+
   function onDelivery(d) {
     if (d.exchange === "" && d.routing_key === d.queue) useDefault(d.queue);
     remember(deliveries, `${d.consumer_id}:${d.delivery_tag}`, d);
     const edge = `cq:${d.consumer_id}`;
+    const deaths = d.properties?.headers?.["x-death"];
+    let arrival = d.id ? published.get(d.id)?.arrivals?.[d.queue] : undefined;
+    // A dead letter (expired, rejected, over max-length) the lab did not see happen: its x-death says where from.
+    if (Array.isArray(deaths) && deaths.length && d.id && !deadLettered.has(d.id)) {
+      deadLettered.add(d.id);
+      arrival = flow.send(deadLetterLegs(deaths, d.exchange, d.routing_key, d.queue), { kind: "deadletter" });
+    }
     if (!cy.getElementById(edge).length) return;
-    const arrival = d.id ? published.get(d.id)?.arrivals?.[d.queue] : undefined;
     flow.send([{ edge }], { delay: arrival ? Math.max(0, arrival - performance.now()) : 0 });
   }
 
@@ -267,25 +282,29 @@ export function init(section) {
     if (!paths.length) {
       flow.send([first, { drop: dlx.target, label: "unroutable" }], { kind: "deadletter", delay: start });
     }
-    for (const path of paths) flow.send([first, ...path.map((e) => ({ edge: e.id }))], { kind: "deadletter", delay: start });
+    const arrivals = n.id ? published.get(n.id)?.arrivals : null;
+    for (const path of paths) {
+      const at = flow.send([first, ...path.map((e) => ({ edge: e.id }))], { kind: "deadletter", delay: start });
+      const queue = graph.nodes.get(path[path.length - 1].target)?.name;
+      if (arrivals && queue) arrivals[queue] = at; // its delivery from there waits for the dot
+    }
   }
 
   /** The firehose: others' publishes, and dead letters as the broker re-publishes them. */
   function onTrace(t) {
-    if (t.kind !== "publish") return;
     const headers = t.headers || {};
     const labId = headers[LAB_ID_HEADER];
-    const deaths = Array.isArray(headers["x-death"]) ? headers["x-death"] : null;
-    if (deaths && deaths.length) {
+    const deaths = Array.isArray(headers["x-death"]) && headers["x-death"].length ? headers["x-death"] : null;
+    if (deaths) {
+      // The broker dead-letters inside the queue (no trace "publish"): the copy shows when it is delivered from
+      // the dead-letter queue (or, on brokers that trace it, re-published), its x-death naming the queue it left.
       if (labId && deadLettered.has(labId)) return;
-      const from = deaths[0]?.queue;
-      const dlx = from ? graph.edges.get(`dlx:${from}`) : null;
-      const paths = routePaths(graph, t.exchange, t.routing_key, t.routed_queues || []);
-      const first = dlx ? [{ edge: dlx.id }] : [{ enter: nodeId.exchange(t.exchange) }];
-      if (!paths.length) flow.send([...first, { drop: nodeId.exchange(t.exchange), label: "unroutable" }], { kind: "deadletter" });
-      for (const path of paths) flow.send([...first, ...path.map((e) => ({ edge: e.id }))], { kind: "deadletter" });
+      if (labId) deadLettered.add(labId);
+      const queues = t.kind === "deliver" ? [t.queue] : t.routed_queues || [];
+      for (const queue of queues) flow.send(deadLetterLegs(deaths, t.exchange, t.routing_key, queue), { kind: "deadletter" });
       return;
     }
+    if (t.kind !== "publish") return;
     if (labId && published.has(labId)) return; // the lab's own publish: drawn from its `published` event
     route(t.exchange, t.routing_key, t.routed_queues || [], { kind: "trace" });
   }

@@ -270,3 +270,30 @@ def test_sixty_nodes_render_readably_without_console_errors(lab, page, unique):
     wait_counts(page, 5 + 44, expected_edges - len(consumers))
     assert page.js_errors == []
     assert console_errors == []
+
+
+def test_an_expired_message_is_drawn_from_its_queue_to_the_dead_letter_exchange(lab, page, unique):
+    """Expiry happens inside the broker; the dead letter's x-death, on its delivery, says where it came from."""
+    work, dlx, short, dead = unique("work"), unique("dlx"), unique("short"), unique("dead")
+    declare_exchange(lab, work, "direct")
+    declare_exchange(lab, dlx, "fanout")
+    declare_queue(lab, short, arguments={"x-message-ttl": 200, "x-dead-letter-exchange": dlx})
+    declare_queue(lab, dead)
+    bind(lab, work, short, "job")
+    bind(lab, dlx, dead, "")
+    consumer = lab.post("/api/consumers", {"queue": dead}).json()
+    open_graph(page, lab)
+    wait_counts(page, 5, 4)
+    lab.post("/api/publish", {"exchange": work, "routing_key": "job", "body": "too slow"})
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-graph-flows] li')].some((li) => li.dataset.kind === 'consume')",
+        timeout=10000,
+    )
+    drawn = {(f["kind"], f["source"], f["target"]): int(f["count"]) for f in flows(page)}
+    assert drawn == {
+        ("binding", work, short): 1,
+        ("deadletter", short, dlx): 1,
+        ("binding", dlx, dead): 1,
+        ("consume", dead, consumer["id"]): 1,
+    }
+    lab.delete(f"/api/consumers/{consumer['id']}")
