@@ -41,6 +41,7 @@ export class Flow {
     this.counts = new Map(); // edge id or "drop:<node id>" -> count
     this.animated = 0;
     this.dropped = 0;
+    this.dotsLaunched = 0; // one per message at low rates, one per batch at high rates
     this.frame = null;
     this.listTimer = null;
     this.scale = 1;
@@ -83,6 +84,8 @@ export class Flow {
 
   launch(legs, { start, kind, label, count }) {
     this.dots.push({ legs, start, kind, label, count });
+    this.dotsLaunched += 1;
+    this.listSoon();
     if (!this.frame) this.frame = requestAnimationFrame((t) => this.draw(t));
   }
 
@@ -201,6 +204,7 @@ export class Flow {
   renderList() {
     this.container.dataset.animated = String(this.animated);
     this.container.dataset.dropped = String(this.dropped);
+    this.container.dataset.dots = String(this.dotsLaunched);
     const items = [];
     for (const [key, count] of this.counts) {
       const about = this.describe(key.startsWith("drop:") ? key.slice(5) : key, key.startsWith("drop:"));

@@ -297,3 +297,24 @@ def test_an_expired_message_is_drawn_from_its_queue_to_the_dead_letter_exchange(
         ("consume", dead, consumer["id"]): 1,
     }
     lab.delete(f"/api/consumers/{consumer['id']}")
+
+
+def test_at_high_rates_messages_travel_as_counted_batches(lab, page, unique):
+    exchange, q1, _q2 = tutorial_five(lab, unique)
+    consumer = lab.post("/api/consumers", {"queue": q1}).json()
+    open_graph(page, lab)
+    wait_counts(page, 4, 4)
+    burst = lab.post(
+        "/api/publish", {"exchange": exchange, "routing_key": "a.orange.b", "body": "x", "count": 400}
+    ).json()
+    assert burst["counts"]["routed"] == 400
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-graph-flows] li')].some((li) => li.dataset.kind === 'consume'"
+        " && li.dataset.count === '400')",
+        timeout=15000,
+    )
+    page.wait_for_timeout(600)  # the last batch leaves
+    dots = int(page.locator("[data-graph]").get_attribute("data-dots"))
+    assert 0 < dots < 150, f"{dots} dots for 400 deliveries: not batched"
+    assert page.js_errors == []
+    lab.delete(f"/api/consumers/{consumer['id']}")
