@@ -39,7 +39,7 @@ export function graphStyle(scale = 1) {
       width: 1.6 * scale, "line-color": COLOURS.binding, "target-arrow-color": COLOURS.binding,
       "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": 0.9 * scale,
       // The key sits near the edge's far end, where a fan of bindings has spread out, not in the crowded middle.
-      "target-label": "data(label)", "target-text-offset": 34 * scale, "font-size": font(10),
+      "target-label": "data(label)", "target-text-offset": 58 * scale, "font-size": font(10),
       "font-family": "ui-monospace, Menlo, Consolas, monospace", color: "#c9d3dd",
       "text-background-color": COLOURS.bg, "text-background-opacity": 0.85, "text-background-padding": 1,
       "min-zoomed-font-size": 6,
