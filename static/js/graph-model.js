@@ -144,8 +144,9 @@ export function buildGraph({ topology, consumers = [], servers = [], usedDefault
 
 /** Does a topic pattern match a routing key (RabbitMQ's rules: `*` one word, `#` zero or more)? */
 export function topicMatches(pattern, key) {
-  const p = pattern.split(".");
-  const w = key.split(".");
+  const words = (text) => (text === "" ? [] : text.split(".")); // as the broker: "" has no words, "." has two
+  const p = words(pattern);
+  const w = words(key);
   const memo = new Map();
   const walk = (i, j) => {
     const k = i * (w.length + 1) + j;

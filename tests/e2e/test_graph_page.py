@@ -318,3 +318,44 @@ def test_at_high_rates_messages_travel_as_counted_batches(lab, page, unique):
     assert 0 < dots < 150, f"{dots} dots for 400 deliveries: not batched"
     assert page.js_errors == []
     lab.delete(f"/api/consumers/{consumer['id']}")
+
+
+PATTERNS = ["*.orange.*", "*.*.rabbit", "lazy.#", "#", "*", "#.b", "a.#.b", "a.*.#", "#.#", "a..b", "", "a.#.*.c"]
+KEYS = [
+    "quick.orange.rabbit",
+    "lazy",
+    "lazy.orange.elephant",
+    "a.b",
+    "a.x.y.b",
+    "a",
+    "",
+    "a..b",
+    "a.b.c",
+    "b",
+    "a.c",
+    ".",
+    "orange.rabbit",
+]
+
+
+def test_the_graphs_topic_matcher_picks_the_edges_the_routing_engine_matches(lab, page, unique):
+    """The graph picks which binding edges a message takes with its own small matcher: it must agree with the
+    lab's engine (itself checked against the broker) on every pattern and key here."""
+    exchange = unique("topics")
+    declare_exchange(lab, exchange, "topic")
+    queues = {}
+    for index, pattern in enumerate(PATTERNS):
+        queue = unique(f"p{index}")
+        declare_queue(lab, queue)
+        bind(lab, exchange, queue, pattern)
+        queues[queue] = pattern
+    open_graph(page, lab)
+    for key in KEYS:
+        engine = set(lab.post("/api/route", {"exchange": exchange, "routing_key": key}).json()["queues"])
+        graph = page.evaluate(
+            "async ([patterns, key]) => { const m = await import('/static/js/graph-model.js');"
+            " return patterns.map((p) => m.topicMatches(p, key)); }",
+            [list(queues.values()), key],
+        )
+        mine = {queue for queue, matched in zip(queues, graph, strict=True) if matched}
+        assert mine == engine, f"key {key!r}"
