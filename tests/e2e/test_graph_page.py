@@ -359,3 +359,68 @@ def test_the_graphs_topic_matcher_picks_the_edges_the_routing_engine_matches(lab
         )
         mine = {queue for queue, matched in zip(queues, graph, strict=True) if matched}
         assert mine == engine, f"key {key!r}"
+
+
+def test_with_trace_on_another_applications_publishes_are_drawn(managed_lab, managed_node, page, unique):
+    """Traffic the lab did not send shows through the firehose, along the bindings the broker routed it by."""
+    import pika
+
+    exchange, q1, q2 = tutorial_five(managed_lab_with_made(managed_lab), unique)
+    assert managed_lab.post("/api/trace", {"enabled": True}).status_code == 200
+    connection = pika.BlockingConnection(pika.URLParameters(managed_node.amqp_url))
+    try:
+        open_graph(page, managed_lab)
+        page.wait_for_function(
+            "(names) => names.every((n) => [...document.querySelectorAll('[data-graph-nodes] li')]"
+            ".some((li) => li.dataset.name === n))",
+            arg=[exchange, q1, q2],
+            timeout=15000,
+        )
+        channel = connection.channel()
+        channel.basic_publish(exchange, "lazy.orange.rabbit", b"from elsewhere")
+        channel.basic_publish(exchange, "quick.brown.fox", b"nobody")
+        page.wait_for_function(
+            "() => Number(document.querySelector('[data-graph]').dataset.animated) >= 2", timeout=10000
+        )
+        drawn = {(f["kind"], f["target"], f["key"]): int(f["count"]) for f in flows(page)}
+        assert drawn[("binding", q1, "*.orange.*")] == 1
+        assert drawn[("binding", q2, "*.*.rabbit")] + drawn.get(("binding", q2, "lazy.#"), 0) == 1
+        assert page.locator("[data-graph]").get_attribute("data-dropped") == "1"
+    finally:
+        connection.close()
+        managed_lab.post("/api/trace", {"enabled": False})
+        for queue in managed_lab.made["queues"]:
+            managed_lab.delete(f"/api/queues/{quote(queue, safe='')}")
+        for name in managed_lab.made["exchanges"]:
+            managed_lab.delete(f"/api/exchanges/{quote(name, safe='')}")
+
+
+def managed_lab_with_made(server):
+    server.made = {"queues": [], "exchanges": []}
+    return server
+
+
+def test_full_screen_and_larger_type_follow_the_page_presenter_mode(lab, page, unique):
+    tutorial_five(lab, unique)
+    open_graph(page, lab)
+    wait_counts(page, 3, 3)
+    section = page.locator("#panel-graph")
+    assert "graph-large" not in section.get_attribute("class")
+    page.evaluate("() => document.body.classList.add('presenter')")
+    page.wait_for_function("() => document.querySelector('#panel-graph').classList.contains('graph-large')")
+    page.evaluate("() => document.body.classList.remove('presenter')")
+    page.wait_for_function("() => !document.querySelector('#panel-graph').classList.contains('graph-large')")
+    page.locator("#graph-large").click()
+    assert page.locator("#graph-large").get_attribute("aria-pressed") == "true"
+    assert "graph-large" in section.get_attribute("class")
+    page.reload()  # remembered
+    page.wait_for_function("() => document.querySelector('#panel-graph').classList.contains('graph-large')")
+    page.locator("#graph-fullscreen").click()
+    page.wait_for_function("() => document.fullscreenElement && document.fullscreenElement.id === 'graph-card'")
+    assert page.locator("#graph-fullscreen").get_attribute("aria-pressed") == "true"
+    page.wait_for_function(
+        "() => document.querySelector('[data-graph]').getBoundingClientRect().height > window.innerHeight * 0.6"
+    )
+    page.locator("#graph-fullscreen", has_text="Leave full screen").click()
+    page.wait_for_function("() => !document.fullscreenElement")
+    assert page.js_errors == []
