@@ -90,8 +90,11 @@ export class Flow {
   }
 
   flush() {
-    if (!this.buckets.size) return;
     const now = performance.now();
+    for (const [signature, times] of this.recent) {
+      if (now - times[times.length - 1] > 1000) this.recent.delete(signature);
+    }
+    if (!this.buckets.size) return;
     for (const bucket of this.buckets.values()) {
       this.launch(bucket.legs, { start: now, kind: bucket.kind, label: bucket.label, count: bucket.count });
     }

@@ -109,16 +109,6 @@ export function buildGraph({ topology, consumers = [], servers = [], usedDefault
       dead_letter_routing_key: typeof dlrk === "string" ? dlrk : null });
   }
 
-  if (usedDefault.size) {
-    const from = addExchange("");
-    for (const queue of usedDefault) {
-      const to = addQueue(queue);
-      const id = `d:${queue}`;
-      edges.set(id, { id, source: from, target: to, kind: "default", label: queue, exchange: "",
-        exchangeType: "direct", routing_key: queue, arguments: {}, destination: queue, destination_type: "queue" });
-    }
-  }
-
   for (const c of consumers) {
     const id = nodeId.consumer(c.id);
     const q = addQueue(c.queue);
@@ -136,6 +126,16 @@ export function buildGraph({ topology, consumers = [], servers = [], usedDefault
       server: s });
     const edgeId = `sq:${s.id}`;
     edges.set(edgeId, { id: edgeId, source: q, target: id, kind: "consume", label: "", queue: s.queue, server: s.id });
+  }
+  // The default exchange's implicit binding, for each queue a message reached through it (while the queue is there).
+  const defaultUsed = [...usedDefault].filter((queue) => nodes.has(nodeId.queue(queue)));
+  if (defaultUsed.length) {
+    const from = addExchange("");
+    for (const queue of defaultUsed) {
+      const id = `d:${queue}`;
+      edges.set(id, { id, source: from, target: nodeId.queue(queue), kind: "default", label: queue, exchange: "",
+        exchangeType: "direct", routing_key: queue, arguments: {}, destination: queue, destination_type: "queue" });
+    }
   }
   return { nodes, edges };
 }

@@ -84,6 +84,7 @@ export function init(section) {
   function apply() {
     graph = buildGraph({ topology: state.topology, consumers: [...state.consumers.values()], servers: state.servers,
       usedDefault: state.usedDefault });
+    routeCache = new Map();
     const added = [];
     cy.batch(() => {
       cy.edges().forEach((e) => { if (!graph.edges.has(e.id())) e.remove(); });
@@ -196,8 +197,9 @@ export function init(section) {
   // ---------------------------------------------------------------- messages
   const published = new Map(); // lab id -> {exchange, routing_key, arrivals: {queue: time}}
   const deliveries = new Map(); // "consumer:tag" -> delivery
-  const deadLettered = new Set(); // lab ids already drawn going to a dead-letter exchange
-  const droppedIds = new Set();
+  const deadLettered = new Map(); // lab ids already drawn going to a dead-letter exchange (bounded, as below)
+  const droppedIds = new Map(); // lab ids already drawn falling off their exchange
+  let routeCache = new Map(); // "exchange\0key\0queues" -> paths, for the current graph (many messages, few routes)
 
   function useDefault(queue) {
     if (!queue || state.usedDefault.has(queue)) return;
@@ -214,11 +216,18 @@ export function init(section) {
     const arrivals = {};
     if (!queues.length) {
       if (id && droppedIds.has(id)) return arrivals; // its return came first and was drawn
-      if (id) droppedIds.add(id);
+      if (id) remember(droppedIds, id, true);
       flow.send([enter, { drop: xid, label: dropLabel }], { delay, kind });
       return arrivals;
     }
-    for (const path of routePaths(graph, exchange, key, queues)) {
+    const cacheKey = `${exchange}\0${key}\0${queues.join("\0")}`;
+    let paths = routeCache.get(cacheKey);
+    if (!paths) {
+      paths = routePaths(graph, exchange, key, queues);
+      if (routeCache.size > 2000) routeCache = new Map();
+      routeCache.set(cacheKey, paths);
+    }
+    for (const path of paths) {
       const queue = graph.nodes.get(path[path.length - 1].target)?.name;
       arrivals[queue] = flow.send([enter, ...path.map((e) => ({ edge: e.id }))], { delay, kind });
     }
@@ -235,7 +244,7 @@ export function init(section) {
 
   function onReturned(r) {
     if (droppedIds.has(r.id)) return;
-    droppedIds.add(r.id);
+    remember(droppedIds, r.id, true);
     const xid = nodeId.exchange(r.exchange);
     if (cy.getElementById(xid).length) flow.send([{ enter: xid }, { drop: xid, label: "returned" }]);
   }
@@ -257,7 +266,7 @@ export function init(section) {
     let arrival = d.id ? published.get(d.id)?.arrivals?.[d.queue] : undefined;
     // A dead letter (expired, rejected, over max-length) the lab did not see happen: its x-death says where from.
     if (Array.isArray(deaths) && deaths.length && d.id && !deadLettered.has(d.id)) {
-      deadLettered.add(d.id);
+      remember(deadLettered, d.id, true);
       arrival = flow.send(deadLetterLegs(deaths, d.exchange, d.routing_key, d.queue), { kind: "deadletter" });
     }
     if (!cy.getElementById(edge).length) return;
@@ -276,7 +285,7 @@ export function init(section) {
       if (cy.getElementById(qid).length) flow.send([{ drop: qid, label: "rejected" }], { delay: start });
       return;
     }
-    if (n.id) deadLettered.add(n.id);
+    if (n.id) remember(deadLettered, n.id, true);
     const key = dlx.dead_letter_routing_key ?? delivery?.routing_key ?? "";
     const paths = guessPaths(graph, dlx.exchange, key);
     const first = { edge: dlx.id };
@@ -300,7 +309,7 @@ export function init(section) {
       // The broker dead-letters inside the queue (no trace "publish"): the copy shows when it is delivered from
       // the dead-letter queue (or, on brokers that trace it, re-published), its x-death naming the queue it left.
       if (labId && deadLettered.has(labId)) return;
-      if (labId) deadLettered.add(labId);
+      if (labId) remember(deadLettered, labId, true);
       const queues = t.kind === "deliver" ? [t.queue] : t.routed_queues || [];
       for (const queue of queues) flow.send(deadLetterLegs(deaths, t.exchange, t.routing_key, queue), { kind: "deadletter" });
       return;

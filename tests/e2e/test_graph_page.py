@@ -424,3 +424,24 @@ def test_full_screen_and_larger_type_follow_the_page_presenter_mode(lab, page, u
     page.locator("#graph-fullscreen", has_text="Leave full screen").click()
     page.wait_for_function("() => !document.fullscreenElement")
     assert page.js_errors == []
+
+
+def test_the_default_exchange_is_drawn_once_used_and_goes_with_its_queue(lab, page, unique):
+    exchange, q1, q2 = tutorial_five(lab, unique)
+    open_graph(page, lab)
+    wait_counts(page, 3, 3)  # no default exchange, no amq.* exchanges: nothing used them
+    lab.post("/api/publish", {"exchange": "", "routing_key": q1, "body": "straight to the queue"})
+    wait_counts(page, 4, 4)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-graph-flows] li')].some((li) => li.dataset.kind === 'default')"
+    )
+    default = page.locator("[data-graph-nodes] li[data-kind=default]")
+    assert default.get_attribute("data-id") == "x:"
+    assert [f["target"] for f in flows(page) if f["kind"] == "default"] == [q1]
+    assert lab.delete(f"/api/queues/{quote(q1, safe='')}").status_code == 204
+    lab.made["queues"].remove(q1)
+    wait_counts(page, 2, 2)  # the queue, its binding, the default exchange's edge and node: all gone
+    assert page.locator("[data-graph-nodes] li[data-kind=default]").count() == 0
+    assert sorted(
+        page.eval_on_selector_all("[data-graph-nodes] li", "(l) => l.map((li) => li.dataset.name)")
+    ) == sorted([exchange, q2])
