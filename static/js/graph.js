@@ -21,6 +21,7 @@ const LARGE_SCALE = 1.6;
 const MAX_FIT_ZOOM = 1.6; // a small graph is not blown up to fill the screen
 const RANK_PX = 260; // distance between columns (exchange -> queue -> consumer) for nodes placed one by one
 const GAP_PX = 34; // vertical room a node keeps free around itself
+const TRACE_WAIT_MS = 400; // how long a traced lab message waits for its own `published` event
 const MEMORY = 5000; // lab ids remembered (for deliveries and dead letters that follow their publish)
 const FINAL_CONSUMER_STATES = new Set(["stopped", "crashed", "failed", "cancelled"]);
 const KIND_ORDER = { exchange: 0, default: 0, queue: 1, consumer: 2, server: 2 };
@@ -315,8 +316,11 @@ export function init(section) {
       return;
     }
     if (t.kind !== "publish") return;
-    if (labId && published.has(labId)) return; // the lab's own publish: drawn from its `published` event
-    route(t.exchange, t.routing_key, t.routed_queues || [], { kind: "trace" });
+    const draw = () => route(t.exchange, t.routing_key, t.routed_queues || [], { kind: "trace" });
+    if (!labId) draw();
+    // The lab's own publish is drawn from its `published` event, which may come a moment after the firehose's
+    // copy; a lab id with no such event (a burst's copies) is drawn from the trace.
+    else if (!published.has(labId)) setTimeout(() => { if (!published.has(labId)) draw(); }, TRACE_WAIT_MS);
   }
 
   // ---------------------------------------------------------------- details

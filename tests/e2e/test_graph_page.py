@@ -379,13 +379,21 @@ def test_with_trace_on_another_applications_publishes_are_drawn(managed_lab, man
         channel = connection.channel()
         channel.basic_publish(exchange, "lazy.orange.rabbit", b"from elsewhere")
         channel.basic_publish(exchange, "quick.brown.fox", b"nobody")
-        page.wait_for_function(
-            "() => Number(document.querySelector('[data-graph]').dataset.animated) >= 2", timeout=10000
+        page.wait_for_function(  # one dot per queue reached, one for the drop
+            "() => Number(document.querySelector('[data-graph]').dataset.animated) >= 3", timeout=10000
         )
         drawn = {(f["kind"], f["target"], f["key"]): int(f["count"]) for f in flows(page)}
         assert drawn[("binding", q1, "*.orange.*")] == 1
         assert drawn[("binding", q2, "*.*.rabbit")] + drawn.get(("binding", q2, "lazy.#"), 0) == 1
         assert page.locator("[data-graph]").get_attribute("data-dropped") == "1"
+        # The lab's own publish is in the firehose too: drawn once, from its own event.
+        managed_lab.post("/api/publish", {"exchange": exchange, "routing_key": "a.orange.b", "body": "mine"})
+        page.wait_for_function(
+            "() => Number(document.querySelector('[data-graph]').dataset.animated) >= 4", timeout=10000
+        )
+        page.wait_for_timeout(1000)  # a second drawing, from the trace, would come by now
+        assert page.locator("[data-graph]").get_attribute("data-animated") == "4"  # 2 + 1 dropped + 1
+        assert {(f["target"], f["key"]): int(f["count"]) for f in flows(page)}[(q1, "*.orange.*")] == 2
     finally:
         connection.close()
         managed_lab.post("/api/trace", {"enabled": False})
