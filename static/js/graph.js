@@ -237,9 +237,15 @@ export function init(section) {
 
   function onPublished(p) {
     if (p.refused || p.confirmed === false) return;
-    const queues = p.routed === false ? [] : p.predicted || [];
-    const arrivals = route(p.exchange, p.routing_key, queues, { id: p.id,
-      dropLabel: p.mandatory ? "returned" : "unroutable" });
+    let arrivals = {};
+    if (p.routed !== false && !p.predicted?.length) {
+      // Routed, but the engine cannot say where (bindings it cannot see): drawn into its exchange only.
+      const xid = nodeId.exchange(p.exchange);
+      if (cy.getElementById(xid).length) flow.send([{ enter: xid }]);
+    } else {
+      arrivals = route(p.exchange, p.routing_key, p.routed === false ? [] : p.predicted, { id: p.id,
+        dropLabel: p.mandatory ? "returned" : "unroutable" });
+    }
     if (p.id) remember(published, p.id, { exchange: p.exchange, routing_key: p.routing_key, arrivals });
   }
 
