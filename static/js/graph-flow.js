@@ -101,12 +101,16 @@ export class Flow {
     this.buckets.clear();
   }
 
-  /** Forget counts (the "clear" of a test or a user). */
-  reset() {
-    this.counts.clear();
-    this.animated = 0;
-    this.dropped = 0;
-    this.listSoon();
+  /** Forget the per-edge counts of edges that went (keep(key) false); the totals stay. */
+  forget(keep) {
+    let changed = false;
+    for (const key of [...this.counts.keys()]) {
+      if (!keep(key)) {
+        this.counts.delete(key);
+        changed = true;
+      }
+    }
+    if (changed) this.listSoon();
   }
 
   // ------------------------------------------------------------------ geometry

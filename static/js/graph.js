@@ -115,6 +115,7 @@ export function init(section) {
       placeNew(added);
       if (!viewTouched && container.clientWidth) fit(); // keep the newcomers in view, unless the user has the view
     }
+    flow.forget((key) => (key.startsWith("drop:") ? graph.nodes.has(key.slice(5)) : graph.edges.has(key)));
     container.dataset.nodes = String(cy.nodes().length);
     container.dataset.edges = String(cy.edges().length);
     $("#graph-empty", section).hidden = cy.nodes().length > 0;

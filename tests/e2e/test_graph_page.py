@@ -450,6 +450,7 @@ def test_the_default_exchange_is_drawn_once_used_and_goes_with_its_queue(lab, pa
     lab.made["queues"].remove(q1)
     wait_counts(page, 2, 2)  # the queue, its binding, the default exchange's edge and node: all gone
     assert page.locator("[data-graph-nodes] li[data-kind=default]").count() == 0
+    page.wait_for_function("() => !document.querySelector('[data-graph-flows] li[data-kind=default]')")  # counts too
     assert sorted(
         page.eval_on_selector_all("[data-graph-nodes] li", "(l) => l.map((li) => li.dataset.name)")
     ) == sorted([exchange, q2])
