@@ -55,6 +55,11 @@ class Settings:
     # Socket.IO packets waiting for one client beyond which it is disconnected (a tab that stopped reading).
     client_max_backlog: int = 256
     client_max_backlog_bytes: int = 16 * 1024 * 1024
+    # POST /api/route: how many missed bindings are explained (all with "all_misses") and near misses listed.
+    route_misses_shown: int = 50
+    route_near_misses: int = 10
+    # POST /api/route/matrix: most routing keys (rows) in one matrix.
+    route_matrix_max_keys: int = 200
 
     def __post_init__(self) -> None:
         if not self.management_url:

@@ -333,6 +333,7 @@ class Topology:
         self.lab_bindings: Callable[[], list[dict[str, Any]]] | None = None
         self._probed: dict[tuple[str, str], tuple[float, bool]] = {}  # (kind, name) -> (when, exists)
         self._versioned: tuple[Mapping[str, Any], str] | None = None
+        self._indexed: tuple[tuple[str, str], Any] | None = None  # ((version, taps), RoutingIndex)
 
     # ------------------------------------------------------------- helpers
     def _call(self, fn: Callable[[Any], Any]) -> Any:
@@ -542,38 +543,48 @@ class Topology:
             return self.registry.snapshot()
 
     def route(
-        self, exchange: str, routing_key: str, headers: Mapping[str, Any] | None = None, *, max_age: float = 0.0
+        self,
+        exchange: str,
+        routing_key: str,
+        headers: Mapping[str, Any] | None = None,
+        *,
+        max_age: float = 0.0,
+        explain_misses: int | None = 0,
+        near_misses: int = 0,
     ) -> Any:
         """The routing engine's answer over the current topology (a ``RouteResult``).
 
         What the snapshot does not hold is asked of the broker with passive declares: a queue named by a
         default-exchange key, an exchange (then its bindings are unknown: ``routed`` None, unless the management
         API lists them). The lab's taps count, marked as the lab's. A cached management listing that misses the
-        exchange is read again once before the broker is asked.
+        exchange is read again once before the broker is asked. The topology is indexed once per version (see
+        :meth:`index`); ``explain_misses`` and ``near_misses`` as in :func:`rabbit.routing.route_indexed` (by default
+        no miss is explained: a prediction needs only where the message goes).
         """
-        from rabbit.routing import route
+        from rabbit.routing import route_indexed
 
         headers = dict(headers or {})
         snapshot = self.snapshot(max_age)
-        exchanges, bindings, queues = self._inputs(snapshot)
-        missing_x, missing_q = _missing(exchanges, bindings, queues, exchange, routing_key, headers)
+        index = self.index(snapshot)
+        missing_x, missing_q = _missing(index, exchange, routing_key, headers)
         if exchange in missing_x and max_age > 0 and snapshot.get("source") == "management":
             # Maybe declared a moment ago: the cached listing has not seen it (its bindings would be unknown).
             # A missing queue is only probed: re-listing the vhost on each keystroke of the explainer costs too much.
             snapshot = self.snapshot(0.0)
-            exchanges, bindings, queues = self._inputs(snapshot)
-            missing_x, missing_q = _missing(exchanges, bindings, queues, exchange, routing_key, headers)
+            index = self.index(snapshot)
+            missing_x, missing_q = _missing(index, exchange, routing_key, headers)
         found_x, found_q = self._exists(missing_x, missing_q, max_age)
         lab_queues = {b["destination"]: b.get("lab", "tap") for b in self._lab_bindings()}
-        result = route(
-            exchanges,
-            bindings,
+        result = route_indexed(
+            index,
             exchange,
             routing_key,
-            headers=headers,
-            queues=[*queues, *found_q],
+            headers,
+            extra_queues=found_q,
             opaque=found_x,
             lab_queues=lab_queues,
+            explain_misses=explain_misses,
+            near_misses=near_misses,
         )
         result.topology_version = self._version(snapshot)
         for name in found_q:
@@ -590,6 +601,48 @@ class Topology:
             )
         return result
 
+    def matrix(
+        self, exchange: str, keys: list[str], headers: list[dict[str, Any]], *, max_age: float = 0.0
+    ) -> dict[str, Any]:
+        """Which binding takes which message: one row per (key, headers), one column per binding the exchange
+        may pass a message to; each cell what :meth:`route` says for that row."""
+        rows = [
+            self.route(exchange, k, h, max_age=max_age, explain_misses=0) for k, h in zip(keys, headers, strict=True)
+        ]
+        columns = self.index(self.snapshot(max_age)).reachable(exchange)
+        position = {_column(b): i for i, b in enumerate(columns)}
+        cells = []
+        for result in rows:
+            row = [False] * len(columns)
+            for match in result.matches:
+                i = position.get(_column(match.binding))
+                if i is not None:
+                    row[i] = True
+            cells.append(row)
+        return {
+            "exchange": exchange,
+            "bindings": [b.to_dict() for b in columns],
+            "keys": list(keys),
+            "headers": [dict(h) for h in headers],
+            "cells": cells,
+            "topology_version": rows[0].topology_version if rows else None,
+        }
+
+    def index(self, snapshot: Mapping[str, Any]) -> Any:
+        """The engine's :class:`~rabbit.routing.RoutingIndex` of ``snapshot`` with the lab's taps, built once per
+        topology version (and per set of taps) and reused while neither changes, whoever listed it again."""
+        from rabbit.routing import RoutingIndex
+
+        lab = self._lab_bindings()
+        taps = json.dumps(sorted(binding_key(b) for b in lab)) if lab else ""
+        key = (self._version(snapshot), taps)
+        known = self._indexed
+        if known is not None and known[0] == key:
+            return known[1]
+        index = RoutingIndex(*self._inputs(snapshot, lab))
+        self._indexed = (key, index)
+        return index
+
     def _version(self, snapshot: Mapping[str, Any]) -> str:
         """:func:`topology_version`, computed once per snapshot (a cached one serves many predictions)."""
         known = self._versioned
@@ -599,13 +652,12 @@ class Topology:
         self._versioned = (snapshot, version)
         return version
 
-    def _inputs(self, snapshot: Mapping[str, Any]) -> tuple[list[Any], list[Any], list[str]]:
+    def _inputs(self, snapshot: Mapping[str, Any], lab: list[dict[str, Any]]) -> tuple[list[Any], list[Any], list[str]]:
         """The engine's inputs, with the lab's tap bindings in place of whatever the listing says of their queues
         (the lab knows their exact arguments; without the management API they are not listed at all)."""
         from rabbit.routing import BindingInfo
 
         exchanges, bindings, queues = routing_inputs(snapshot)
-        lab = self._lab_bindings()
         if lab:
             own = {b["destination"] for b in lab}
             bindings = [b for b in bindings if not (b.destination_type == "queue" and b.destination in own)]
@@ -645,28 +697,30 @@ class Topology:
         return [n for n in exchanges if known[("x", n)][1]], [n for n in queues if known[("q", n)][1]]
 
 
-def _missing(
-    exchanges: list[Any],
-    bindings: list[Any],
-    queues: list[str],
-    exchange: str,
-    routing_key: str,
-    headers: Mapping[str, Any],
-) -> tuple[list[str], list[str]]:
+def _column(binding: Any) -> tuple[str, ...]:
+    """A binding as a matrix column: both ends, the key and the arguments."""
+    return (
+        binding.source,
+        binding.destination,
+        binding.destination_type,
+        binding.routing_key,
+        json.dumps(list((binding.arguments or {}).items()), default=str),
+    )
+
+
+def _missing(index: Any, exchange: str, routing_key: str, headers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """The exchanges a publish may reach and the queues the default exchange may name that the topology lacks."""
-    known = {x.name for x in exchanges}
+    known = index.exchanges
     if exchange == DEFAULT_EXCHANGE:
         keys = [routing_key]
         for name in ("CC", "BCC"):
             value = headers.get(name)
             if isinstance(value, list | tuple):
                 keys += [v for v in value if isinstance(v, str)]
-        present = set(queues)
+        present = index.queues or ()
         wanted = [k for k in dict.fromkeys(keys) if k and k not in present and not k.startswith(DIRECT_REPLY_TO_PREFIX)]
         return [], wanted
-    names = [exchange]
-    names += [b.destination for b in bindings if b.destination_type == "exchange"]
-    names += [x.alternate for x in exchanges if x.alternate]
+    names = [exchange, *index.exchange_destinations, *index.alternates]
     return [n for n in dict.fromkeys(names) if n not in known and n != DEFAULT_EXCHANGE], []
 
 

@@ -6,15 +6,19 @@ change the lab makes, and when a poll (every few seconds) finds the vhost change
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 from typing import Any, Literal
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, request
 from pydantic import Field, StrictBool, StrictStr
 from werkzeug.routing import PathConverter
 
 from lab.container import Lab
 from rabbit import validation
+from rabbit.errors import InvalidInput
 from rabbit.topology import Topology
 from web.api import ApiModel, api
 from web.lab import current_lab
@@ -64,6 +68,19 @@ class RouteIn(ApiModel):
     exchange: StrictStr = Field(description="the exchange a message would be published to ('' = default)")
     routing_key: StrictStr = ""
     headers: dict[str, Any] = Field(default_factory=dict)
+    all_misses: StrictBool = Field(
+        False, description="explain every binding that does not match (else the first RABBITLENS_ROUTE_MISSES_SHOWN)"
+    )
+
+
+class MatrixIn(ApiModel):
+    exchange: StrictStr = Field(description="the exchange the messages would be published to (not the default one)")
+    routing_keys: list[StrictStr] = Field(
+        default_factory=list, description="one row per key (up to RABBITLENS_ROUTE_MATRIX_MAX_KEYS)"
+    )
+    headers: list[dict[str, Any]] | None = Field(
+        None, description="the headers of each row (as many as routing_keys; alone: one row per headers object)"
+    )
 
 
 def topology() -> Topology:
@@ -192,8 +209,10 @@ def unbind(body: BindingIn) -> Response:
     summary="Predict and explain where a message would go (nothing is published)",
     body=RouteIn,
     responses={
-        200: "The route: routed (true, false, or null when the lab cannot tell), queues, matches, misses, alternates,"
-        " notes, refused, unknown_bindings, lab_queues, caveats, topology_version",
+        200: "The route: routed (true, false, or null when the lab cannot tell), queues, matches, misses (the first"
+        " RABBITLENS_ROUTE_MISSES_SHOWN unless all_misses), misses_total, near_misses [{binding, via, distance,"
+        " difference, fix: {routing_key, headers}}], alternates, notes, refused, unknown_bindings, lab_queues,"
+        " caveats, topology_version",
         404: "No such exchange (a passive declare says so)",
     },
 )
@@ -201,7 +220,75 @@ def explain_route(body: RouteIn) -> dict[str, Any]:
     exchange = validation.check_name(body.exchange, "exchange", allow_empty=True)
     routing_key = validation.check_routing_key(body.routing_key)
     headers = validation.check_headers(body.headers)
-    return topology().route(exchange, routing_key, headers, max_age=1.0).to_dict()
+    settings = current_lab().settings
+    result = topology().route(
+        exchange,
+        routing_key,
+        headers,
+        max_age=1.0,
+        explain_misses=None if body.all_misses else settings.route_misses_shown,
+        near_misses=settings.route_near_misses,
+    )
+    return result.to_dict()
+
+
+@api.route(
+    bp,
+    "/api/route/matrix",
+    "POST",
+    summary="Which binding takes which routing key: one row per key, one column per binding (nothing is published)",
+    body=MatrixIn,
+    query={"format": "`csv` for CSV with a header row (default JSON)"},
+    responses={
+        200: "{exchange, bindings (the exchange's and those reached through exchange-to-exchange bindings and"
+        " alternate exchanges), keys, headers, cells: one row per key of true|false per binding}",
+        404: "No such exchange",
+    },
+)
+def route_matrix(body: MatrixIn) -> Any:
+    exchange = validation.check_name(body.exchange, "exchange")
+    keys = [validation.check_routing_key(k) for k in body.routing_keys]
+    rows_headers = [validation.check_headers(h) for h in body.headers] if body.headers is not None else None
+    limit = current_lab().settings.route_matrix_max_keys
+    rows = max(len(keys), len(rows_headers or []))
+    if rows_headers is not None and keys and len(rows_headers) != len(keys):
+        raise InvalidInput(
+            f"{len(keys)} routing keys but {len(rows_headers)} headers objects: give one headers object per key "
+            "(or headers alone, one row each)"
+        )
+    if rows == 0:
+        raise InvalidInput("give at least one routing key (or headers object): each is one row of the matrix")
+    if rows > limit:
+        raise InvalidInput(
+            f"{rows} rows: a matrix takes at most {limit} routing keys (RABBITLENS_ROUTE_MATRIX_MAX_KEYS)"
+        )
+    keys = keys or [""] * rows
+    matrix = topology().matrix(exchange, keys, rows_headers or [{}] * rows, max_age=1.0)
+    if rows_headers is None:
+        matrix.pop("headers")
+    if request.args.get("format") == "csv":
+        return Response(matrix_csv(matrix), mimetype="text/csv", headers={"Content-Disposition": "inline"})
+    return matrix
+
+
+def matrix_csv(matrix: dict[str, Any]) -> str:
+    """The matrix as CSV: a header row (routing_key, [headers,] one column per binding), then one row per key."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    with_headers = "headers" in matrix
+    columns = [binding_label(b) for b in matrix["bindings"]]
+    writer.writerow(["routing_key", *(["headers"] if with_headers else []), *columns])
+    for i, key in enumerate(matrix["keys"]):
+        extra = [json.dumps(matrix["headers"][i], ensure_ascii=False)] if with_headers else []
+        writer.writerow([key, *extra, *("true" if cell else "false" for cell in matrix["cells"][i])])
+    return out.getvalue()
+
+
+def binding_label(binding: dict[str, Any]) -> str:
+    """``source -> destination [key]`` (``=>`` to an exchange; headers bindings show their arguments)."""
+    arrow = "=>" if binding["destination_type"] == "exchange" else "->"
+    what = binding["routing_key"] if not binding.get("arguments") else json.dumps(binding["arguments"], sort_keys=True)
+    return f"{binding['source']} {arrow} {binding['destination']} [{what}]"
 
 
 # --------------------------------------------------------------------------- wiring

@@ -97,6 +97,19 @@ function itemView(item, matched) {
     el("p", { class: "why" }, reason ? `Fails: ${reason}` : explanation.text || "")));
 }
 
+// A binding the message missed, the smallest change that would make it match, and that change.
+function nearView(item) {
+  const fix = item.fix || {};
+  const headers = fix.headers && Object.keys(fix.headers).length ? JSON.stringify(fix.headers) : null;
+  return el("li", { class: "near-item", dataset: { destination: item.binding.destination, distance: item.distance } },
+    el("span", { class: "verdict", title: "edits needed" }, `±${item.distance}`),
+    el("div", { class: "route-body" },
+      bindingLine(item),
+      el("p", { class: "why near-difference" }, item.difference),
+      el("p", { class: "near-fix" }, "Would match with key ", el("code", {}, fix.routing_key ?? ""),
+        headers ? [" and headers ", el("code", {}, headers)] : null)));
+}
+
 // ------------------------------------------------------------------ the whole result
 function resultView(result) {
   const nodes = [];
@@ -131,8 +144,15 @@ function resultView(result) {
       : el("p", { class: "muted empty-note" }, "No binding matches."));
   }
   if (misses.length) {
-    nodes.push(el("h3", {}, `Not matching (${misses.length})`));
+    const total = result.misses_total ?? misses.length;
+    nodes.push(el("h3", {}, `Not matching (${total})`, total > misses.length
+      ? el("span", { class: "muted" }, ` the first ${misses.length} shown`) : null));
     nodes.push(el("ul", { class: "route-list" }, ...misses.map((m) => itemView(m, false))));
+  }
+  const near = result.near_misses || [];
+  if (near.length) {
+    nodes.push(el("h3", {}, `Near misses (${near.length})`));
+    nodes.push(el("ul", { class: "route-list near-misses" }, ...near.map(nearView)));
   }
   // The verdict already says when nothing takes the message.
   const notes = (result.notes || []).filter((n) => !(n.startsWith("no queue takes") && !result.routed));

@@ -6,6 +6,7 @@ import { initExplainer } from "./explainer.js";
 import { api, errorText } from "./api.js";
 import { exchangeLabel, plural } from "./format.js";
 import { confirmAction, confirmOpen, updateConfirm } from "./confirm.js";
+import { initMatrix } from "./matrix.js";
 
 let topology = null;
 const listeners = new Set();
@@ -449,6 +450,7 @@ export function init(section) {
     current: () => topology,
     onTopology: (listener) => listeners.add(listener),
   });
+  initMatrix(section, { api, current: () => topology, onTopology: (listener) => listeners.add(listener) });
   on("topology", (data) => render(section, data));
   onLinkChange((state) => { if (state === "online" && !topology) refresh(section); });
   refresh(section);
