@@ -1,4 +1,5 @@
-"""The topology area: the lab's topology operations on the main link, the routing predictions, and the live feed.
+"""The topology area: declare / delete / purge / bind on the main link (each name, key and table checked by
+``rabbit.validation`` first), the routing explanations and matrix, the predictions for traffic, and the live feed.
 
 Event ``topology`` (low rate): the ``GET /api/topology`` object, after every change the lab makes, and when a poll
 (every few seconds) finds the vhost changed by someone else; :meth:`TopologyService.state_events` for a new
@@ -14,8 +15,9 @@ from typing import Any
 
 from lab.events import EventSink
 from lab.settings import Settings
+from rabbit import validation
 from rabbit.connection import BrokerLink
-from rabbit.errors import LabError
+from rabbit.errors import InvalidInput, LabError
 from rabbit.management import ManagementClient
 from rabbit.topology import Topology
 from rabbit.urls import vhost_of
@@ -45,6 +47,7 @@ class TopologyService:
         lab_bindings: LabBindings | None = None,
         interval: float = POLL_INTERVAL_S,
     ) -> None:
+        self.settings = settings
         self.events = events
         self.link = link
         self.topology = Topology(
@@ -60,6 +63,107 @@ class TopologyService:
         self._stop = threading.Event()
         self._last: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- declares, deletes, bindings
+    def snapshot(self) -> dict[str, Any]:
+        return self.topology.snapshot()
+
+    def declare_exchange(
+        self, name: str, type: str, *, durable: bool, auto_delete: bool, internal: bool, arguments: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``type``: direct, fanout, topic or headers (named as in AMQP and the request body)."""
+        name = validation.check_name(name, "exchange name")
+        kind = validation.check_exchange_type(type)
+        arguments = validation.check_exchange_arguments(arguments, frame_max=self.link.frame_max)
+        return self.topology.declare_exchange(
+            name, kind, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
+        )
+
+    def delete_exchange(self, name: str) -> None:
+        self.topology.delete_exchange(validation.check_name(name, "exchange name"))
+
+    def declare_queue(
+        self, name: str, *, durable: bool, auto_delete: bool, arguments: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``name`` empty: the broker names the queue (the record has the name it gave)."""
+        name = validation.check_name(name, "queue name", allow_empty=True)
+        arguments = validation.check_queue_arguments(arguments, frame_max=self.link.frame_max)
+        return self.topology.declare_queue(name, durable=durable, auto_delete=auto_delete, arguments=arguments)
+
+    def delete_queue(self, name: str) -> None:
+        self.topology.delete_queue(validation.check_name(name, "queue name"))
+
+    def purge_queue(self, name: str) -> int:
+        return self.topology.purge_queue(validation.check_name(name, "queue name"))
+
+    def bind(
+        self, source: str, destination: str, destination_type: str, routing_key: str, arguments: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self.topology.bind(
+            **self._checked_binding(source, destination, destination_type, routing_key, arguments)
+        )
+
+    def unbind(
+        self, source: str, destination: str, destination_type: str, routing_key: str, arguments: dict[str, Any]
+    ) -> None:
+        self.topology.unbind(**self._checked_binding(source, destination, destination_type, routing_key, arguments))
+
+    def _checked_binding(
+        self, source: str, destination: str, destination_type: str, routing_key: str, arguments: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "source": validation.check_name(source, "source exchange", allow_empty=True),
+            # An empty queue name means "the channel's last declared queue" in AMQP: never on the lab's shared
+            # channel. The default exchange as a destination is left to the broker (it refuses: ACCESS_REFUSED).
+            "destination": validation.check_name(
+                destination, "destination", allow_empty=destination_type == "exchange"
+            ),
+            "destination_type": validation.check_destination_type(destination_type),
+            "routing_key": validation.check_routing_key(routing_key),
+            "arguments": validation.check_table(arguments, "binding arguments", frame_max=self.link.frame_max),
+        }
+
+    # ----------------------------------------------------------------- routing
+    def explain(self, exchange: str, routing_key: str, headers: dict[str, Any], *, all_misses: bool) -> dict[str, Any]:
+        """Where a message would go and why (``POST /api/route``): the first ``route_misses_shown`` missed bindings
+        explained (all with ``all_misses``) and ``route_near_misses`` near misses."""
+        exchange = validation.check_name(exchange, "exchange", allow_empty=True)
+        routing_key = validation.check_routing_key(routing_key)
+        headers = validation.check_headers(headers)
+        result = self.topology.route(
+            exchange,
+            routing_key,
+            headers,
+            max_age=1.0,
+            explain_misses=None if all_misses else self.settings.route_misses_shown,
+            near_misses=self.settings.route_near_misses,
+        )
+        return result.to_dict()
+
+    def matrix(self, exchange: str, routing_keys: list[str], headers: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """Which binding takes which message: one row per routing key (with the headers of each, or one row per
+        headers object alone), at most ``route_matrix_max_keys`` rows."""
+        exchange = validation.check_name(exchange, "exchange")
+        keys = [validation.check_routing_key(k) for k in routing_keys]
+        rows_headers = [validation.check_headers(h) for h in headers] if headers is not None else None
+        limit = self.settings.route_matrix_max_keys
+        rows = max(len(keys), len(rows_headers or []))
+        if rows_headers is not None and keys and len(rows_headers) != len(keys):
+            raise InvalidInput(
+                f"{len(keys)} routing keys but {len(rows_headers)} headers objects: give one headers object per key "
+                "(or headers alone, one row each)"
+            )
+        if rows == 0:
+            raise InvalidInput("give at least one routing key (or headers object): each is one row of the matrix")
+        if rows > limit:
+            raise InvalidInput(
+                f"{rows} rows: a matrix takes at most {limit} routing keys (RABBITLENS_ROUTE_MATRIX_MAX_KEYS)"
+            )
+        keys = keys or [""] * rows
+        matrix = self.topology.matrix(exchange, keys, rows_headers or [{}] * rows, max_age=1.0)
+        if rows_headers is None:
+            matrix.pop("headers")
+        return matrix
 
     # ----------------------------------------------------------------- what the other areas use
     def route(self, exchange: str, routing_key: str, headers: dict[str, Any], *, max_age: float = 0.0) -> Any:

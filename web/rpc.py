@@ -109,17 +109,7 @@ def service() -> RpcService:
     responses={201: "The servers started", 400: "Invalid input (or too many servers)"},
 )
 def start_servers(body: ServersIn) -> tuple[dict[str, Any], int]:
-    servers = service().start_servers(
-        body.count,
-        queue=body.queue,
-        prefetch=body.prefetch,
-        work_ms=body.work_ms,
-        max_n=body.max_n,
-        ack_delay_ms=body.ack_delay_ms,
-        queue_durable=body.queue_durable,
-        queue_type=body.queue_type,
-    )
-    return {"servers": servers}, 201
+    return {"servers": service().start_servers(**dict(body))}, 201
 
 
 @api.route(bp, "/api/rpc/servers", "GET", summary="The fib servers this lab started, with their live counters")
@@ -150,9 +140,7 @@ def stop_server(server_id: str) -> dict[str, Any]:
     responses={200: "The reply", 502: "The server replied with an error", 504: "No reply in time (or no server)"},
 )
 def call(body: CallIn) -> dict[str, Any]:
-    return service().call(
-        body.n, queue=body.queue, timeout_s=body.timeout_s, reply_mode=body.reply_mode, expire=body.expire
-    )
+    return service().call(**dict(body))
 
 
 @api.route(

@@ -1,7 +1,8 @@
-"""The topology area: declare/delete/purge/bind over HTTP, the ``topology`` live event, and ``POST /api/route``.
+"""The topology area's routes: declare/delete/purge/bind, ``POST /api/route`` and ``POST /api/route/matrix``.
 
-Socket.IO event ``topology``: the ``GET /api/topology`` object, sent to a browser when it connects, after every
-change the lab makes, and when a poll (every few seconds) finds the vhost changed by someone else.
+The work (and every check of names, keys and tables) is :class:`lab.topology.TopologyService`'s; its ``topology``
+event (the ``GET /api/topology`` object, to a browser when it connects, after every change the lab makes, and when
+a poll finds the vhost changed by someone else) reaches the browsers through the live hub.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, request
@@ -17,14 +17,10 @@ from pydantic import Field, StrictBool, StrictStr
 from werkzeug.routing import PathConverter
 
 from lab.container import Lab
-from rabbit import validation
-from rabbit.errors import InvalidInput
-from rabbit.topology import Topology
+from lab.topology import TopologyService
 from web.api import ApiModel, api
 from web.lab import current_lab
 from web.live import LiveHub
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("topology", __name__)
 
@@ -83,14 +79,14 @@ class MatrixIn(ApiModel):
     )
 
 
-def topology() -> Topology:
-    return current_lab().topology.topology
+def service() -> TopologyService:
+    return current_lab().topology
 
 
 # --------------------------------------------------------------------------- routes
 @api.route(bp, "/api/topology", "GET", summary="Exchanges, queues and bindings of the vhost (or what the lab made)")
 def get_topology() -> dict[str, Any]:
-    return topology().snapshot()
+    return service().snapshot()
 
 
 @api.route(
@@ -102,13 +98,7 @@ def get_topology() -> dict[str, Any]:
     responses={201: "Declared (the exchange)", 403: "Access refused (amq.*)", 409: "Exists with other properties"},
 )
 def declare_exchange(body: ExchangeIn) -> tuple[dict[str, Any], int]:
-    name = validation.check_name(body.name, "exchange name")
-    validation.check_exchange_type(body.type)
-    arguments = validation.check_exchange_arguments(body.arguments, frame_max=current_lab().broker.link.frame_max)
-    record = topology().declare_exchange(
-        name, body.type, durable=body.durable, auto_delete=body.auto_delete, internal=body.internal, arguments=arguments
-    )
-    return record, 201
+    return service().declare_exchange(**dict(body)), 201
 
 
 @api.route(
@@ -119,7 +109,7 @@ def declare_exchange(body: ExchangeIn) -> tuple[dict[str, Any], int]:
     responses={204: "Deleted", 403: "Access refused (amq.*)", 404: "No such exchange"},
 )
 def delete_exchange(name: str) -> Response:
-    topology().delete_exchange(validation.check_name(name, "exchange name"))
+    service().delete_exchange(name)
     return Response(status=204)
 
 
@@ -132,10 +122,7 @@ def delete_exchange(name: str) -> Response:
     responses={201: "Declared (the queue, with the name the broker gave it)", 409: "Exists with other properties"},
 )
 def declare_queue(body: QueueIn) -> tuple[dict[str, Any], int]:
-    name = validation.check_name(body.name, "queue name", allow_empty=True)
-    arguments = validation.check_queue_arguments(body.arguments, frame_max=current_lab().broker.link.frame_max)
-    record = topology().declare_queue(name, durable=body.durable, auto_delete=body.auto_delete, arguments=arguments)
-    return record, 201
+    return service().declare_queue(**dict(body)), 201
 
 
 @api.route(
@@ -146,7 +133,7 @@ def declare_queue(body: QueueIn) -> tuple[dict[str, Any], int]:
     responses={204: "Deleted", 404: "No such queue"},
 )
 def delete_queue(name: str) -> Response:
-    topology().delete_queue(validation.check_name(name, "queue name"))
+    service().delete_queue(name)
     return Response(status=204)
 
 
@@ -158,23 +145,7 @@ def delete_queue(name: str) -> Response:
     responses={200: "{'purged': N}", 404: "No such queue"},
 )
 def purge_queue(name: str) -> dict[str, Any]:
-    return {"purged": topology().purge_queue(validation.check_name(name, "queue name"))}
-
-
-def checked_binding(body: BindingIn) -> dict[str, Any]:
-    return {
-        "source": validation.check_name(body.source, "source exchange", allow_empty=True),
-        # An empty queue name means "the channel's last declared queue" in AMQP: never on the lab's shared channel.
-        # The default exchange as a destination is left to the broker (it refuses: ACCESS_REFUSED).
-        "destination": validation.check_name(
-            body.destination, "destination", allow_empty=body.destination_type == "exchange"
-        ),
-        "destination_type": validation.check_destination_type(body.destination_type),
-        "routing_key": validation.check_routing_key(body.routing_key),
-        "arguments": validation.check_table(
-            body.arguments, "binding arguments", frame_max=current_lab().broker.link.frame_max
-        ),
-    }
+    return {"purged": service().purge_queue(name)}
 
 
 @api.route(
@@ -186,7 +157,7 @@ def checked_binding(body: BindingIn) -> dict[str, Any]:
     responses={201: "Bound (the binding)", 403: "Access refused (the default exchange)", 404: "No such exchange/queue"},
 )
 def bind(body: BindingIn) -> tuple[dict[str, Any], int]:
-    return topology().bind(**checked_binding(body)), 201
+    return service().bind(**dict(body)), 201
 
 
 @api.route(
@@ -198,7 +169,7 @@ def bind(body: BindingIn) -> tuple[dict[str, Any], int]:
     responses={204: "Unbound", 403: "Access refused (the default exchange)", 404: "No such exchange/queue"},
 )
 def unbind(body: BindingIn) -> Response:
-    topology().unbind(**checked_binding(body))
+    service().unbind(**dict(body))
     return Response(status=204)
 
 
@@ -217,19 +188,7 @@ def unbind(body: BindingIn) -> Response:
     },
 )
 def explain_route(body: RouteIn) -> dict[str, Any]:
-    exchange = validation.check_name(body.exchange, "exchange", allow_empty=True)
-    routing_key = validation.check_routing_key(body.routing_key)
-    headers = validation.check_headers(body.headers)
-    settings = current_lab().settings
-    result = topology().route(
-        exchange,
-        routing_key,
-        headers,
-        max_age=1.0,
-        explain_misses=None if body.all_misses else settings.route_misses_shown,
-        near_misses=settings.route_near_misses,
-    )
-    return result.to_dict()
+    return service().explain(**dict(body))
 
 
 @api.route(
@@ -246,26 +205,7 @@ def explain_route(body: RouteIn) -> dict[str, Any]:
     },
 )
 def route_matrix(body: MatrixIn) -> Any:
-    exchange = validation.check_name(body.exchange, "exchange")
-    keys = [validation.check_routing_key(k) for k in body.routing_keys]
-    rows_headers = [validation.check_headers(h) for h in body.headers] if body.headers is not None else None
-    limit = current_lab().settings.route_matrix_max_keys
-    rows = max(len(keys), len(rows_headers or []))
-    if rows_headers is not None and keys and len(rows_headers) != len(keys):
-        raise InvalidInput(
-            f"{len(keys)} routing keys but {len(rows_headers)} headers objects: give one headers object per key "
-            "(or headers alone, one row each)"
-        )
-    if rows == 0:
-        raise InvalidInput("give at least one routing key (or headers object): each is one row of the matrix")
-    if rows > limit:
-        raise InvalidInput(
-            f"{rows} rows: a matrix takes at most {limit} routing keys (RABBITLENS_ROUTE_MATRIX_MAX_KEYS)"
-        )
-    keys = keys or [""] * rows
-    matrix = topology().matrix(exchange, keys, rows_headers or [{}] * rows, max_age=1.0)
-    if rows_headers is None:
-        matrix.pop("headers")
+    matrix = service().matrix(**dict(body))
     if request.args.get("format") == "csv":
         return Response(matrix_csv(matrix), mimetype="text/csv", headers={"Content-Disposition": "inline"})
     return matrix

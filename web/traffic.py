@@ -58,15 +58,7 @@ def service() -> TrafficService:
     },
 )
 def publish(body: PublishIn) -> dict[str, Any]:
-    return service().publish(
-        body.exchange,
-        body.routing_key,
-        body.body,
-        body_encoding=body.body_encoding,
-        properties=body.properties,
-        mandatory=body.mandatory,
-        count=body.count,
-    )
+    return service().publish(**dict(body))
 
 
 @api.route(
@@ -78,9 +70,7 @@ def publish(body: PublishIn) -> dict[str, Any]:
     responses={201: "Consuming", 404: "No such queue", 409: "Queue locked (exclusive to another connection)"},
 )
 def add_consumer(body: ConsumerIn) -> tuple[dict[str, Any], int]:
-    consumer = service().add_consumer(
-        body.queue, ack=body.ack, prefetch=body.prefetch, work_ms=body.work_ms, on_message=body.on_message
-    )
+    consumer = service().add_consumer(**dict(body))
     return {"id": consumer.id, **consumer.snapshot()}, 201
 
 
