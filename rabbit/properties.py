@@ -339,18 +339,3 @@ def _body_preview(body: bytes, content_type: str | None, limit: int) -> dict[str
     if note is not None:
         preview["note"] = note
     return preview
-
-
-def preview_text(body: bytes, limit: int) -> tuple[str, str, bool]:
-    """(text, kind, truncated): the first ``limit`` bytes as UTF-8 text (kind ``text``), else as hex (``hex``).
-
-    The short preview of taps and the firehose: no parsing, so bounded by ``limit``; never raises for any bytes.
-    """
-    head = bytes(body[:limit])
-    truncated = len(body) > limit
-    try:
-        return head.decode("utf-8"), "text", truncated
-    except UnicodeDecodeError as exc:
-        if truncated and exc.start >= len(head) - 3:  # a character cut at the limit
-            return head[: exc.start].decode("utf-8", "replace"), "text", truncated
-        return head.hex(" "), "hex", truncated

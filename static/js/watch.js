@@ -20,6 +20,12 @@ function pretty(value) {
   return JSON.stringify(value ?? {}, null, 2);
 }
 
+/** A row's one line of body: its text, or the hex of a binary body. */
+function bodyLine(body) {
+  if (!body) return "";
+  return body.text === null || body.text === undefined ? `hex: ${oneLine(body.hex)}` : oneLine(body.text);
+}
+
 /** A capped, pausable, filterable list of live events with exact totals. */
 class LiveFeed {
   constructor({ list, stats, filter, pause, clear, eventName, render, match, label }) {
@@ -123,13 +129,13 @@ function renderTapEvent(e) {
       el("span", { class: "arrow", "aria-hidden": "true" }, "→"),
       el("code", { class: "rk" }, e.routing_key || "‹empty key›"),
       e.redelivered ? el("span", { class: "badge warn" }, "redelivered") : null,
-      e.lab_id ? el("span", { class: "badge" }, `lab ${e.lab_id}`) : null),
-    el("div", { class: "row-body" }, e.body_kind === "hex" ? `hex: ${oneLine(e.body)}` : oneLine(e.body),
-      el("span", { class: "muted" }, ` · ${size(e.body_size)}`)),
+      e.id ? el("span", { class: "badge" }, `lab ${e.id}`) : null),
+    el("div", { class: "row-body" }, bodyLine(e.body),
+      el("span", { class: "muted" }, ` · ${size(e.body?.size)}`)),
     details("properties, headers, body", [
       ["properties", pretty(e.properties)],
-      ["headers", pretty(e.headers)],
-      [e.body_truncated ? "body (first bytes)" : "body", e.body ?? ""],
+      ["headers", pretty(e.properties?.headers)],
+      [e.body?.truncated ? "body (first bytes)" : "body", e.body?.text ?? e.body?.hex ?? ""],
     ]));
 }
 
@@ -149,7 +155,7 @@ function setupTaps(section) {
     list: $("#tap-feed", section), stats: $("#tap-stats", section), filter: $("#tap-filter", section),
     pause: $("#tap-pause", section), clear: $("#tap-clear", section), eventName: "tap", label: "tapped messages",
     render: renderTapEvent,
-    match: (e) => `${e.exchange} ${e.routing_key} ${e.body ?? ""} ${e.lab_id ?? ""}`,
+    match: (e) => `${e.exchange} ${e.routing_key} ${e.body?.text ?? ""} ${e.id ?? ""}`,
   });
 
   function renderTaps() {
@@ -241,13 +247,13 @@ function renderTraceEvent(e) {
       el("time", { class: "muted" }, clock(e.time)),
       el("span", { class: `badge kind-${e.kind}` }, e.kind),
       ...head),
-    el("div", { class: "row-body" }, oneLine(e.body),
-      el("span", { class: "muted" }, ` · ${size(e.body_size)} · ${e.user ?? "?"} · ${e.connection ?? ""}`),
+    el("div", { class: "row-body" }, bodyLine(e.body),
+      el("span", { class: "muted" }, ` · ${size(e.body?.size)} · ${e.user ?? "?"} · ${e.connection ?? ""}`),
       e.correlation_id ? el("span", { class: "muted" }, ` · correlation ${e.correlation_id}`) : null),
     details("properties, headers, body", [
       ["properties", pretty(e.properties)],
-      ["headers", pretty(e.headers)],
-      [e.body_truncated ? "body (first 4 KiB)" : "body", e.body ?? ""],
+      ["headers", pretty(e.properties?.headers)],
+      [e.body?.truncated ? "body (first 4 KiB)" : "body", e.body?.text ?? e.body?.hex ?? ""],
     ]));
 }
 

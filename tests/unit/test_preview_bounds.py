@@ -14,7 +14,6 @@ from rabbit.properties import (
     PREVIEW_PRETTY_CHARS,
     body_preview,
     json_depth,
-    preview_text,
 )
 
 NESTED = b"[" * 2000 + b"]" * 2000  # the body that killed every consumer on its queue (RecursionError)
@@ -82,8 +81,9 @@ def test_any_body_gets_a_bounded_preview_quickly(body):
     assert len(preview["text"] or "") <= PREVIEW_BYTES
     assert len(preview["json"] or "") <= PREVIEW_PRETTY_CHARS
     assert len(preview["hex"] or "") <= 64 * 80
-    text, kind, truncated = preview_text(body, 1024)
-    assert kind in ("text", "hex") and len(text) <= 3 * 1024 and truncated == (len(body) > 1024)
+    short = body_preview(body, "application/json", limit=1024)  # a tap's preview
+    assert short["kind"] in ("json", "text", "binary") and short["truncated"] == (len(body) > 1024)
+    assert len(short["text"] or "") <= 1024 and len(short["hex"] or "") <= 64 * 80
 
 
 def test_a_preview_that_fails_degrades_to_hex():
