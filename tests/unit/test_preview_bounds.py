@@ -68,6 +68,37 @@ def test_json_depth_agrees_with_the_parsed_structure(value):
     assert json_depth(json.dumps(value)) == actual_depth(value)
 
 
+def depth_char_by_char(text: str, stop_at: int | None = None) -> int:
+    """The character-by-character scan ``json_depth`` replaced, as the reference for any text."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if stop_at is not None and deepest > stop_at:
+                    return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet='[]{}"\\ a\n', max_size=200), st.none() | st.integers(0, 10))
+def test_json_depth_scans_any_text_like_a_character_by_character_scan(text, stop_at):
+    assert json_depth(text, stop_at) == depth_char_by_char(text, stop_at)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.binary(max_size=PREVIEW_BYTES + 64) | st.text(alphabet='[]{}",:1a\\ ', max_size=PREVIEW_BYTES).map(str.encode)
