@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -69,28 +70,20 @@ def test_json_depth_agrees_with_the_parsed_structure(value):
 
 
 def depth_char_by_char(text: str, stop_at: int | None = None) -> int:
-    """The character-by-character scan ``json_depth`` replaced, as the reference for any text."""
-    depth = deepest = 0
+    """The reference for any text: drop the strings character by character, then the deepest running sum."""
+    outside = []
     in_string = escaped = False
     for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
+        if escaped:
+            escaped = False
+        elif in_string:
+            escaped, in_string = char == "\\", char != '"'
         elif char == '"':
             in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if stop_at is not None and deepest > stop_at:
-                    return deepest
-        elif char in "]}":
-            depth -= 1
-    return deepest
+        elif char in "[]{}":
+            outside.append(1 if char in "[{" else -1)
+    deepest = max([0, *itertools.accumulate(outside)])
+    return deepest if stop_at is None else min(deepest, stop_at + 1)
 
 
 @settings(max_examples=500)
