@@ -238,7 +238,7 @@ class BrowserClient:
                 self.last_receipt = now
                 self.last_receipt_mono = time.monotonic()
                 if self.measure_latency:
-                    self.latencies.append((now - json.loads(data["body"])["t"]) * 1000)
+                    self.latencies.append((now - json.loads(data["body"]["text"])["t"]) * 1000)
 
     def _on_tap(self, data: dict[str, Any]) -> None:
         self._count([data])

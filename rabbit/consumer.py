@@ -27,8 +27,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbit.connection import CONNECTED, CONNECTION_LOST, BrokerLink
 from rabbit.errors import BrokerError, BrokerUnavailable, InvalidInput
-from rabbit.properties import body_preview, from_pika, json_safe
-from rabbit.publisher import ID_HEADER, TIME_HEADER
+from rabbit.message_view import TIME_HEADER, delivered_view, message_view
 
 log = logging.getLogger(__name__)
 
@@ -229,21 +228,8 @@ class Consumer:
             event, lab_id = self._delivery_event(method, props, body, now)
         except Exception as exc:  # the message's content: report it, and still settle the message as configured
             self._handling_failed(method, exc)
-            event = {
-                "consumer_id": self.id,
-                "queue": self.queue,
-                "exchange": method.exchange,
-                "routing_key": method.routing_key,
-                "redelivered": bool(method.redelivered),
-                "delivery_tag": method.delivery_tag,
-                "id": None,
-                "properties": {},
-                "body": body_preview(body),
-                "latency_ms": None,
-                "ack": self.ack,
-                "time": now,
-                "error": self.error,
-            }
+            view = message_view(method.exchange, method.routing_key, {}, body, redelivered=bool(method.redelivered))
+            event = {**self._delivery_fields(method, now), **view, "id": None, "error": self.error}
         self._emit("delivery", event)
         if self.work_ms and self._stop.wait(self.work_ms / 1000):
             return  # stopped while working: the message is left unacked
@@ -270,32 +256,24 @@ class Consumer:
     def _delivery_event(
         self, method: pika.spec.Basic.Deliver, props: pika.BasicProperties, body: bytes, now: float
     ) -> tuple[dict[str, Any], Any]:
-        """The ``delivery`` event of one message, and its lab id (None for others' messages)."""
-        headers = props.headers
-        if headers:
-            lab_id = headers.get(ID_HEADER)
-            if lab_id is not None and lab_id.__class__ is not str:
-                lab_id = json_safe(lab_id)
-            published = headers.get(TIME_HEADER)
-        else:
-            lab_id = published = None
+        """The ``delivery`` event of one message (:func:`~rabbit.message_view.message_view` plus this consumer's
+        fields), and its lab id (None for others' messages)."""
+        view = delivered_view(method, props, body)
+        published = (view["properties"].get("headers") or {}).get(TIME_HEADER)
         latency = round(now * 1000 - published, 2) if isinstance(published, int | float) else None
-        lab_id = lab_id if isinstance(lab_id, str) else None
-        event = {
+        event = {**self._delivery_fields(method, now), **view, "latency_ms": latency}
+        return event, view["id"]
+
+    def _delivery_fields(self, method: pika.spec.Basic.Deliver, now: float) -> dict[str, Any]:
+        """What a ``delivery`` event says besides the message itself."""
+        return {
             "consumer_id": self.id,
             "queue": self.queue,
-            "exchange": method.exchange,
-            "routing_key": method.routing_key,
-            "redelivered": bool(method.redelivered),
             "delivery_tag": method.delivery_tag,
-            "id": lab_id,
-            "properties": from_pika(props),
-            "body": body_preview(body, props.content_type),
-            "latency_ms": latency,
+            "latency_ms": None,
             "ack": self.ack,
             "time": now,
         }
-        return event, lab_id
 
     def _handling_failed(self, method: Any, exc: BaseException) -> None:
         """Report a message this consumer could not handle: state ``error`` with the reason; it goes on."""

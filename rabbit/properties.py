@@ -239,30 +239,28 @@ def hex_dump(data: bytes, width: int = 16) -> str:
     return "\n".join(lines)
 
 
-def json_depth(text: str, stop_at: int | None = None) -> int:
-    """How deeply ``[`` / ``{`` nest in ``text`` (outside strings), in one linear pass without recursion.
+# A JSON string (escapes included; an unterminated one runs to the end), and anything but a bracket.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
-    Stops counting once the depth passes ``stop_at`` (the answer is then ``stop_at + 1``).
+
+def json_depth(text: str, stop_at: int | None = None) -> int:
+    """How deeply ``[`` / ``{`` nest in ``text`` (outside strings), without recursion.
+
+    Stops counting once the depth passes ``stop_at`` (the answer is then ``stop_at + 1``). The strings and
+    everything but the brackets are cut out by regular expressions first, so the Python loop only walks the
+    brackets (it walked every character, half the cost of a JSON body's preview).
     """
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
     depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
+    for char in brackets:
+        if char in "[{":
             depth += 1
             if depth > deepest:
                 deepest = depth
                 if stop_at is not None and deepest > stop_at:
                     return deepest
-        elif char in "]}":
+        else:
             depth -= 1
     return deepest
 
@@ -339,18 +337,3 @@ def _body_preview(body: bytes, content_type: str | None, limit: int) -> dict[str
     if note is not None:
         preview["note"] = note
     return preview
-
-
-def preview_text(body: bytes, limit: int) -> tuple[str, str, bool]:
-    """(text, kind, truncated): the first ``limit`` bytes as UTF-8 text (kind ``text``), else as hex (``hex``).
-
-    The short preview of taps and the firehose: no parsing, so bounded by ``limit``; never raises for any bytes.
-    """
-    head = bytes(body[:limit])
-    truncated = len(body) > limit
-    try:
-        return head.decode("utf-8"), "text", truncated
-    except UnicodeDecodeError as exc:
-        if truncated and exc.start >= len(head) - 3:  # a character cut at the limit
-            return head[: exc.start].decode("utf-8", "replace"), "text", truncated
-        return head.hex(" "), "hex", truncated

@@ -32,12 +32,11 @@ from rabbit.burst import ConfirmedBurst
 from rabbit.confirms import Confirmed
 from rabbit.connection import BrokerLink
 from rabbit.errors import BrokerBlocked, BrokerUnavailable, LabError
+from rabbit.message_view import ID_HEADER, TIME_HEADER
 from rabbit.properties import MessageProperties, body_preview, from_pika, pika_from_values, property_values, to_pika
 
 log = logging.getLogger(__name__)
 
-ID_HEADER = "x-rabbitlens-id"
-TIME_HEADER = "x-rabbitlens-published"
 BURST_CHUNK = 200  # a burst reports its progress every this many confirms
 
 EventSink = Callable[[str, dict[str, Any]], None]

@@ -7,8 +7,9 @@ replies to a longer name the broker made from it (``amq.rabbitmq.reply-to.<token
 correlation id among the direct reply-to requests.
 
 Feed it trace events (the dicts of :mod:`rabbit.trace`: ``kind``, ``exchange``, ``routing_key``,
-``routed_queues``, ``queue``, ``headers``, ``correlation_id``, ``reply_to``, ``body``, ``connection``, ``time``...);
-it returns the round trips each event completes:
+``routed_queues``, ``queue``, ``properties`` (with ``headers``), ``correlation_id``, ``reply_to``, ``body`` (the
+preview object of :mod:`rabbit.message_view`), ``connection``, ``time``...); it returns the round trips each event
+completes:
 
 ``{"status": "answered"|"error"|"duplicate"|"unanswered", "correlation_id", "client", "client_queue",
 "request_queue", "server", "request_body", "reply_body", "latency_ms", "deliveries", "redelivered", ...}``
@@ -39,6 +40,22 @@ def _short(text: Any, limit: int = BODY_LIMIT) -> str | None:
         return None
     text = str(text)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _body(event: dict[str, Any]) -> dict[str, Any]:
+    body = event.get("body")
+    return body if isinstance(body, dict) else {}
+
+
+def _body_text(event: dict[str, Any]) -> str | None:
+    """A trace event's body as text: the text itself, else its hex dump (a binary body)."""
+    body = _body(event)
+    return body.get("text") if body.get("text") is not None else body.get("hex")
+
+
+def _headers(event: dict[str, Any]) -> dict[str, Any]:
+    headers = (event.get("properties") or {}).get("headers")
+    return headers if isinstance(headers, dict) else {}
 
 
 def _is_direct(reply_to: str) -> bool:
@@ -160,8 +177,8 @@ class RpcInspector:
             exchange=event.get("exchange") or "",
             routing_key=event.get("routing_key") or "",
             routed_queues=list(event.get("routed_queues") or []),
-            body=event.get("body"),
-            body_size=event.get("body_size"),
+            body=_body_text(event),
+            body_size=_body(event).get("size"),
             time=float(event.get("time") or 0.0),
         )
         self.counts["requests"] += 1
@@ -204,7 +221,7 @@ class RpcInspector:
             return None
         request = self._pending[key]
         self._forget(key)
-        headers = event.get("headers") or {}
+        headers = _headers(event)
         status = ERROR if headers.get("error") is not None else ANSWERED
         record = self._record(request, event, status, float(event.get("time") or 0.0))
         self._answered[cid] = record
@@ -213,14 +230,14 @@ class RpcInspector:
         return record
 
     def _duplicate(self, first: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-        headers = event.get("headers") or {}
+        headers = _headers(event)
         record = {
             **first,
             "id": next(self._ids),
             "status": DUPLICATE,
             "server": headers.get(SERVER_HEADER) or event.get("connection"),
             "server_connection": event.get("connection"),
-            "reply_body": _short(event.get("body")),
+            "reply_body": _short(_body_text(event)),
             "error": headers.get("error"),
             "latency_ms": round((float(event.get("time") or 0.0) - first["requested_at"]) * 1000, 3),
             "replied_at": event.get("time"),
@@ -259,7 +276,7 @@ class RpcInspector:
             del self._direct[key[1]]
 
     def _record(self, request: _Request, reply: dict[str, Any] | None, status: str, now: float) -> dict[str, Any]:
-        headers = (reply or {}).get("headers") or {}
+        headers = _headers(reply or {})
         record = {
             "id": next(self._ids),
             "status": status,
@@ -276,7 +293,7 @@ class RpcInspector:
             if reply is not None
             else request.consumer_connection,
             "server_connection": (reply or {}).get("connection") or request.consumer_connection,
-            "reply_body": _short(reply.get("body")) if reply is not None else None,
+            "reply_body": _short(_body_text(reply)) if reply is not None else None,
             "error": headers.get("error"),
             "deliveries": request.deliveries,
             "redelivered": request.redelivered,

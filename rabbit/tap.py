@@ -3,7 +3,8 @@
 A tap is an exclusive, auto-delete, server-named queue of its own, bound to the exchange, on a connection of
 its own (a :class:`~rabbit.connection.BrokerLink` that re-declares and re-binds after every reconnect),
 consumed with auto-ack. The application's own queues get their copies as before; the tap gets one more copy,
-which it turns into ``tap`` events for the injected ``on_event(name, payload)`` sink.
+which it turns into ``tap`` events for the injected ``on_event(name, payload)`` sink: the message in the one shape
+of :mod:`rabbit.message_view`, plus ``tap_id``, ``seq`` and ``time``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import pika.exceptions as pex
 
 from rabbit.connection import CONNECTION_LOST, BrokerLink
 from rabbit.errors import BrokerError, BrokerUnavailable
-from rabbit.properties import from_pika, json_safe, preview_text
+from rabbit.message_view import delivered_view
+from rabbit.properties import json_safe
 
 log = logging.getLogger(__name__)
 
-LAB_ID_HEADER = "x-rabbitlens-id"
-TAP_PREVIEW_BYTES = 1024
+TAP_PREVIEW_BYTES = 1024  # of each tapped body the page sees (a flood of copies stays light)
 # Yield to the other greenlets (the live flusher, the web server) every so many messages of a flood.
 YIELD_EVERY = 64
 
@@ -155,27 +156,8 @@ class Tap:
 
     def _handle(self, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         self.count += 1
-        text, kind, truncated = preview_text(body, self._preview_bytes)
-        props = from_pika(properties)
-        headers = props.get("headers") or {}
-        lab_id = headers.get(LAB_ID_HEADER)
-        self._on_event(
-            "tap",
-            {
-                "tap_id": self.id,
-                "seq": self.count,
-                "exchange": method.exchange,
-                "routing_key": method.routing_key,
-                "redelivered": bool(method.redelivered),
-                "properties": props,
-                "headers": headers,
-                "body": text,
-                "body_kind": kind,
-                "body_size": len(body),
-                "body_truncated": truncated,
-                "lab_id": lab_id if isinstance(lab_id, str) else None,
-                "time": time.time(),
-            },
-        )
+        event = delivered_view(method, properties, body, self._preview_bytes)
+        event.update(tap_id=self.id, seq=self.count, time=time.time())
+        self._on_event("tap", event)
         if self.count % YIELD_EVERY == 0:
             time.sleep(0)  # under gevent: let the flusher and the web server run during a flood

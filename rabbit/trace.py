@@ -37,7 +37,8 @@ import pika.exceptions as pex
 from rabbit.connection import CONNECTION_LOST, BrokerLink
 from rabbit.errors import BrokerError, BrokerUnavailable
 from rabbit.management import ManagementClient, ManagementUnavailable
-from rabbit.properties import json_safe, preview_text
+from rabbit.message_view import message_view
+from rabbit.properties import json_safe
 from rabbit.tap import YIELD_EVERY
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,13 @@ def _text(value: Any) -> str | None:
 def parse_trace_message(
     routing_key: str, headers: dict[str, Any] | None, body: bytes, received: float
 ) -> dict[str, Any] | None:
-    """One message from ``amq.rabbitmq.trace`` as a ``trace`` event, or None if it is not a trace copy."""
+    """One message from ``amq.rabbitmq.trace`` as a ``trace`` event, or None if it is not a trace copy.
+
+    The copied message in the one shape of :mod:`rabbit.message_view` (its ``id`` is the lab id when the lab
+    published it), plus where the broker says it went: ``kind`` (publish / deliver), ``routing_keys``,
+    ``routed_queues``, ``queue`` (of a deliver), and who: ``connection``, ``channel``, ``user``, ``node``, ``vhost``.
+    ``correlation_id`` and ``reply_to`` repeat the properties as text, for the RPC inspector.
+    """
     kind, _, name = routing_key.partition(".")
     if kind not in ("publish", "deliver"):
         return None
@@ -85,30 +92,30 @@ def parse_trace_message(
     properties = json_safe(headers.get("properties") or {})
     if not isinstance(properties, dict):
         properties = {}
-    message_headers = properties.get("headers") or {}
+    if not isinstance(properties.get("headers"), dict | None):
+        properties["headers"] = {}
     routing_keys = headers.get("routing_keys") or []
     if not isinstance(routing_keys, list):
         routing_keys = [routing_keys]
     routed = headers.get("routed_queues") or []
     if not isinstance(routed, list):
         routed = [routed]
-    text, body_kind, truncated = preview_text(body, TRACE_PREVIEW_BYTES)
+    view = message_view(
+        _text(headers.get("exchange_name")) or "",
+        _text(routing_keys[0]) if routing_keys else "",
+        properties,
+        body,
+        redelivered=bool(headers.get("redelivered")) if kind == "deliver" else None,
+        limit=TRACE_PREVIEW_BYTES,
+    )
     return {
+        **view,
         "kind": kind,
-        "exchange": _text(headers.get("exchange_name")) or "",
-        "routing_key": _text(routing_keys[0]) if routing_keys else "",
         "routing_keys": [_text(k) for k in routing_keys],
         "routed_queues": [_text(q) for q in routed],
         "queue": name if kind == "deliver" else None,
-        "redelivered": bool(headers.get("redelivered")) if kind == "deliver" else None,
-        "properties": properties,
-        "headers": message_headers if isinstance(message_headers, dict) else {},
         "correlation_id": _text(properties.get("correlation_id")),
         "reply_to": _text(properties.get("reply_to")),
-        "body": text,
-        "body_kind": body_kind,
-        "body_truncated": truncated,
-        "body_size": len(body),
         "connection": _text(headers.get("connection")),
         "channel": headers.get("channel"),
         "user": _text(headers.get("user")),

@@ -36,3 +36,9 @@ export function errorText(error) {
   if (!details.hint) return head;
   return `${head}. ${details.hint[0].toUpperCase()}${details.hint.slice(1)}.`;
 }
+
+/** Show an API error in `node` (its errorText), or hide `node` when there is none. */
+export function showError(node, error) {
+  node.hidden = !error;
+  node.textContent = error ? errorText(error) : "";
+}

@@ -25,6 +25,3 @@ export function setText(selector, text) {
   const node = typeof selector === "string" ? $(selector) : selector;
   if (node) node.textContent = text ?? "";
 }
-
-// Kept under its old name for the panels that import it from here; the one definition is in format.js.
-export { timeOfDay as formatTime } from "./format.js";

@@ -3,17 +3,10 @@
 // Each lab id remembers where the routing engine predicted it would go and where it was delivered, so
 // rows can flag a difference. Everything from the broker goes in as text.
 import { el } from "./dom.js";
-import { clock, exchangeShort, size } from "./format.js";
+import { bodySnippet, clock, exchangeShort } from "./format.js";
+import { LiveList, everyFrame } from "./list.js";
 
 const MESSAGE_MEMORY = 5; // remember predictions for cap × this many lab ids
-
-function bodySnippet(body) {
-  if (!body) return "";
-  const text = body.text ?? null;
-  if (text === null) return `‹${size(body.size)} binary›`;
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length > 80 ? flat.slice(0, 80) + "…" : flat || "‹empty›";
-}
 
 function same(a, b) {
   return a.length === b.length && a.every((x) => b.includes(x));
@@ -23,14 +16,15 @@ export class Feed {
   constructor({ tbody, stats, empty, filterEmpty, onSelect }) {
     this.tbody = tbody;
     this.statsNode = stats;
-    this.emptyNode = empty;
     this.filterEmptyNode = filterEmpty;
     this.onSelect = onSelect;
-    this.cap = 1000;
     this.paused = false;
     this.filterText = "";
     this.filterKind = "";
-    this.pending = [];
+    this.view = new LiveList({ container: tbody, cap: 1000, empty, render: ({ kind, data }) => this.row(kind, data),
+      onRemove: (row) => { if (row.dataset.settleKey) this.deliveryRows.delete(row.dataset.settleKey); },
+      onPaint: () => this.renderStats() });
+    this.renderStatsSoon = everyFrame(() => this.renderStats());
     this.messages = new Map(); // lab id -> {predicted, routed, delivered: Set, cells: [], published}
     this.deliveryRows = new Map(); // "consumer:tag" -> status cell
     this.settled = new Map(); // "consumer:tag" -> [label, class] for acks that beat their row to the screen
@@ -38,8 +32,6 @@ export class Feed {
     this.waiting = new Set(); // lab ids delivered to fewer queues than predicted (so far)
     this.consumerOf = () => "lab"; // queue -> "lab" | "other" | "none": who consumes it (set by the panel)
     this.totals = { published: 0, refused: 0, delivery: 0, ack: 0, nack: 0, returned: 0, unroutable: 0, mismatch: 0 };
-    this.droppedFromView = 0;
-    this.scheduled = false;
     this.renderStats();
   }
 
@@ -76,12 +68,12 @@ export class Feed {
       this.renderStatsSoon();
       return;
     }
-    this.pending.push({ kind, data });
-    if (this.pending.length > this.cap) {
-      this.droppedFromView += this.pending.length - this.cap;
-      this.pending.splice(0, this.pending.length - this.cap);
-    }
-    this.schedule();
+    this.view.add({ kind, data });
+  }
+
+  /** Rows kept in view (the messages remembered are a multiple of it). */
+  get cap() {
+    return this.view.cap;
   }
 
   remember(id, fields) {
@@ -155,14 +147,13 @@ export class Feed {
 
   // ------------------------------------------------------------------ controls
   setCap(cap) {
-    this.cap = cap;
-    this.trim();
+    this.view.setCap(cap);
     this.renderStats();
   }
 
   setPaused(paused) {
     this.paused = paused;
-    if (!paused) this.schedule();
+    this.view.setPaused(paused);
     this.renderStats();
   }
 
@@ -174,8 +165,7 @@ export class Feed {
   }
 
   clear() {
-    this.tbody.replaceChildren();
-    this.pending = [];
+    this.view.clear();
     this.deliveryRows.clear();
     this.renderStats();
   }
@@ -189,44 +179,6 @@ export class Feed {
   }
 
   // ------------------------------------------------------------------ rendering
-  schedule() {
-    if (this.scheduled || this.paused) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.flush();
-    });
-  }
-
-  renderStatsSoon() {
-    if (this.statsScheduled) return;
-    this.statsScheduled = true;
-    requestAnimationFrame(() => {
-      this.statsScheduled = false;
-      this.renderStats();
-    });
-  }
-
-  flush() {
-    if (this.paused || !this.pending.length) return;
-    const batch = this.pending;
-    this.pending = [];
-    const fragment = document.createDocumentFragment();
-    for (let i = batch.length - 1; i >= 0; i -= 1) fragment.append(this.row(batch[i].kind, batch[i].data));
-    this.tbody.prepend(fragment);
-    this.trim();
-    this.renderStats();
-  }
-
-  trim() {
-    while (this.tbody.rows.length > this.cap) {
-      const last = this.tbody.lastElementChild;
-      if (last.dataset.settleKey) this.deliveryRows.delete(last.dataset.settleKey);
-      last.remove();
-      this.droppedFromView += 1;
-    }
-  }
-
   row(kind, data) {
     const msg = data.id ? this.messages.get(data.id) : null;
     const kinds = [kind];
@@ -362,11 +314,11 @@ export class Feed {
     const parts = [
       `published ${t.published}`, `refused ${t.refused}`, `delivered ${t.delivery}`, `acked ${t.ack}`, `nacked/rejected ${t.nack}`,
       `returned ${t.returned}`, `unroutable ${t.unroutable}`, `prediction differs ${t.mismatch}`,
-      `· in view ${rows}/${this.cap}`, `dropped from view ${this.droppedFromView}`,
+      `· in view ${rows}/${this.cap}`, `dropped from view ${this.view.dropped}`,
     ];
-    if (this.paused) parts.push(`· paused (${this.pending.length} waiting)`);
+    if (this.paused) parts.push(`· paused (${this.view.pending.length} waiting)`);
     this.statsNode.textContent = parts.join("  ");
-    this.emptyNode.hidden = rows > 0 || this.pending.length > 0;
+    this.view.updateEmpty();
     this.renderFilterEmpty(rows);
   }
 

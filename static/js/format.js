@@ -1,5 +1,5 @@
-// The page's one set of formatting helpers: times, exchange names, sizes. Every panel uses these, so a
-// label reads the same everywhere. Pure functions, no DOM.
+// The page's one set of formatting helpers: times, exchange names, sizes, durations, body snippets. Every panel
+// uses these, so a label reads the same everywhere. Pure functions, no DOM.
 
 /** "(default exchange)" for the nameless default exchange, else the name itself. */
 export const DEFAULT_EXCHANGE_LABEL = "(default exchange)";
@@ -37,4 +37,22 @@ export function size(bytes) {
 /** "1 message", "2 messages". */
 export function plural(count, word, many = `${word}s`) {
   return `${count} ${count === 1 ? word : many}`;
+}
+
+/** A duration in milliseconds as people read it: "0.42 ms", "37 ms", "1.20 s"; "—" when there is none. */
+export function duration(ms) {
+  if (ms === null || ms === undefined) return "—";
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms >= 10) return `${ms.toFixed(0)} ms`;
+  return `${ms.toFixed(2)} ms`;
+}
+
+/** One line of a message's body (the preview object every message carries): its text, flattened and cut at
+ *  `max` characters, or "‹3 B binary›". */
+export function bodySnippet(body, max = 80) {
+  if (!body) return "";
+  const text = body.text ?? null;
+  if (text === null) return `‹${size(body.size)} binary›`;
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > max ? flat.slice(0, max) + "…" : flat || "‹empty›";
 }

@@ -16,7 +16,6 @@ import { Flow, LEG_MS } from "./graph-flow.js";
 
 cytoscape.use(cytoscapeDagre);
 
-const LAB_ID_HEADER = "x-rabbitlens-id";
 const LARGE_SCALE = 1.6;
 const MAX_FIT_ZOOM = 1.6; // a small graph is not blown up to fill the screen
 const RANK_PX = 260; // distance between columns (exchange -> queue -> consumer) for nodes placed one by one
@@ -310,8 +309,8 @@ export function init(section) {
 
   /** The firehose: others' publishes, and dead letters as the broker re-publishes them. */
   function onTrace(t) {
-    const headers = t.headers || {};
-    const labId = headers[LAB_ID_HEADER];
+    const headers = t.properties?.headers || {};
+    const labId = t.id || null;
     const deaths = Array.isArray(headers["x-death"]) && headers["x-death"].length ? headers["x-death"] : null;
     if (deaths) {
       // The broker dead-letters inside the queue (no trace "publish"): the copy shows when it is delivered from

@@ -1,5 +1,7 @@
-// The detail view of one feed row: what happened, the properties, the headers, and the body as text,
-// pretty JSON or hex. Every value is set as text: a body of markup shows as markup, it never runs.
+// The detail view of one message, wherever it is shown (a feed row, a tapped copy, a trace copy): what happened,
+// the properties, the headers, and the body as text, pretty JSON or hex. Every message has the same shape (see
+// rabbit/message_view.py), so every kind is shown the same way. Every value is set as text: a body of markup
+// shows as markup, it never runs.
 import { el } from "./dom.js";
 import { exchangeLabel, size } from "./format.js";
 
@@ -53,7 +55,15 @@ function bodyView(body) {
   return el("div", {}, el("div", { class: "body-bar" }, tabs, el("span", { class: "muted mono" }, note)), pre);
 }
 
-/** Fill `container` with the detail of one event (`kind`, its `data`, and what the feed knows of its lab id). */
+const TITLES = { returned: "Returned message", delivery: "Delivery", tap: "Tapped message" };
+
+function title(kind, data) {
+  if (kind === "trace") return data.kind === "deliver" ? "Traced delivery" : "Traced publish";
+  return TITLES[kind] || (data.refused ? "Refused publish" : "Published message");
+}
+
+/** Fill `container` with the detail of one event: `kind` (published, delivery, returned, tap, trace), its
+ *  `data`, and what the feed knows of its lab id. */
 export function renderDetail(container, kind, data, message) {
   const props = { ...(data.properties || {}) };
   const headers = { ...(props.headers || {}) };
@@ -86,6 +96,14 @@ export function renderDetail(container, kind, data, message) {
     }
   } else if (kind === "returned") {
     summary.push(["reply", `${data.reply_code} ${data.reply_text}`]);
+  } else if (kind === "tap") {
+    summary.push(["tap", data.tap_id], ["redelivered", String(data.redelivered)]);
+  } else if (kind === "trace") {
+    summary.push(["trace", data.kind], ["queue", data.queue],
+      ["routed to", data.kind === "publish" ? (data.routed_queues?.length ? data.routed_queues.join(", ") : "no queue") : null],
+      ["redelivered", typeof data.redelivered === "boolean" ? String(data.redelivered) : null],
+      ["connection", data.connection], ["channel", data.channel], ["user", data.user], ["node", data.node],
+      ["vhost", data.vhost]);
   }
   const route = [];
   if (message) {
@@ -96,11 +114,10 @@ export function renderDetail(container, kind, data, message) {
     if (message.check) route.push(["re-read", message.check.note]);
     for (const note of message.notes || []) route.push(["note", note]);
   }
-  const title = kind === "returned" ? "Returned message" : kind === "delivery" ? "Delivery"
-    : data.refused ? "Refused publish" : "Published message";
   const body = data.body || message?.published?.body || null;
   container.replaceChildren(
-    el("p", { class: `detail-kind badge badge-${kind === "published" && data.routed === false ? "unroutable" : kind}` }, title),
+    el("p", { class: `detail-kind badge badge-${kind === "published" && data.routed === false ? "unroutable" : kind}` },
+      title(kind, data)),
     facts(summary),
     route.length ? section("Route", facts(route)) : "",
     section("Properties", Object.keys(props).length ? facts(Object.entries(props)) : el("p", { class: "muted" }, "none set")),

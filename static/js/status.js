@@ -1,5 +1,6 @@
 // The broker status indicator and the overview card: follows `broker_status` live.
-import { el, $, setText, formatTime } from "./dom.js";
+import { el, $, setText } from "./dom.js";
+import { timeOfDay } from "./format.js";
 import { on, onLinkChange } from "./socket.js";
 
 const LABELS = {
@@ -31,7 +32,7 @@ function render(broker) {
   setText(stateCell, broker.state);
   const error = $("#broker-error");
   error.hidden = !broker.error && !broker.blocked;
-  const retry = broker.retry_at && !broker.connected ? `; next retry at ${formatTime(broker.retry_at)}` : "";
+  const retry = broker.retry_at && !broker.connected ? `; next retry at ${timeOfDay(broker.retry_at)}` : "";
   setText(error, broker.error ? `Last error: ${broker.error}${retry}` : broker.blocked || "");
   // The same status comes both from /api/health and from the live link's greeting: one history line each.
   const key = `${broker.state}|${broker.since}|${broker.error || ""}|${broker.blocked || ""}`;
@@ -39,7 +40,7 @@ function render(broker) {
   lastHistoryKey = key;
   const history = $("#status-history");
   const why = broker.error || broker.blocked;
-  history.prepend(el("li", { class: `state-${broker.state}` }, `${formatTime(broker.since)} ${broker.state}`,
+  history.prepend(el("li", { class: `state-${broker.state}` }, `${timeOfDay(broker.since)} ${broker.state}`,
     why ? ` — ${why}` : ""));
   while (history.children.length > HISTORY_LIMIT) history.lastElementChild.remove();
 }
@@ -63,7 +64,7 @@ function showDropped(notice) {
     node.addEventListener("click", () => node.remove());
     document.querySelector("main").prepend(node);
   }
-  setText(node, `${formatTime(notice.at)} ${notice.reason} (click to dismiss)`);
+  setText(node, `${timeOfDay(notice.at)} ${notice.reason} (click to dismiss)`);
 }
 
 export function init() {

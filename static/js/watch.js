@@ -4,33 +4,24 @@
 import { $, el, setText } from "./dom.js";
 import { droppedCount, on, onDropped, onLinkChange } from "./socket.js";
 import { api, errorText } from "./api.js";
-import { clock, exchangeShort, size } from "./format.js";
+import { bodySnippet, clock, exchangeShort, size } from "./format.js";
+import { LiveList, everyFrame } from "./list.js";
+import { renderDetail } from "./message-detail.js";
 
 const CAP = 200; // rows kept in each feed
-
-
-function oneLine(text, max = 120) {
-  if (text === null || text === undefined) return "";
-  const flat = String(text).replace(/\s+/g, " ").trim();
-  if (!flat) return "‹empty›";
-  return flat.length > max ? flat.slice(0, max) + "…" : flat;
-}
-
-function pretty(value) {
-  return JSON.stringify(value ?? {}, null, 2);
-}
 
 /** A capped, pausable, filterable list of live events with exact totals. */
 class LiveFeed {
   constructor({ list, stats, filter, pause, clear, eventName, render, match, label }) {
-    Object.assign(this, { list, stats, eventName, render, match, label });
+    Object.assign(this, { stats, eventName, match, label });
+    this.view = new LiveList({ container: list, cap: CAP, render: (data) => (this.visible(data) ? render(data) : null),
+      onPaint: () => this.renderStats() });
     this.items = []; // newest last, at most CAP
-    this.fresh = []; // arrived since the last paint
     this.received = 0;
     this.heldWhilePaused = 0;
     this.paused = false;
     this.filterText = "";
-    this.scheduled = false;
+    this.statsSoon = everyFrame(() => this.renderStats());
     filter.addEventListener("input", () => {
       this.filterText = filter.value.trim().toLowerCase();
       this.rebuild();
@@ -45,7 +36,6 @@ class LiveFeed {
     });
     clear.addEventListener("click", () => {
       this.items = [];
-      this.fresh = [];
       this.rebuild();
     });
     this.renderStats();
@@ -57,43 +47,18 @@ class LiveFeed {
     if (this.items.length > CAP) this.items.splice(0, this.items.length - CAP);
     if (this.paused) {
       this.heldWhilePaused += 1;
+      this.statsSoon();
     } else {
-      this.fresh.push(data);
-      if (this.fresh.length > CAP) this.fresh.splice(0, this.fresh.length - CAP);
+      this.view.add(data);
     }
-    this.schedule();
   }
 
   visible(data) {
     return !this.filterText || this.match(data).toLowerCase().includes(this.filterText);
   }
 
-  schedule() {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    requestAnimationFrame(() => {
-      this.scheduled = false;
-      this.paint();
-    });
-  }
-
-  paint() {
-    if (!this.paused && this.fresh.length) {
-      const rows = this.fresh.filter((d) => this.visible(d)).map((d) => this.render(d));
-      this.fresh = [];
-      this.list.prepend(...rows.reverse());
-      while (this.list.children.length > CAP) this.list.lastElementChild.remove();
-      this.list.classList.toggle("empty", this.list.children.length === 0);
-    }
-    this.renderStats();
-  }
-
   rebuild() {
-    this.fresh = [];
-    const rows = this.items.filter((d) => this.visible(d)).map((d) => this.render(d));
-    this.list.replaceChildren(...rows.reverse());
-    this.list.classList.toggle("empty", rows.length === 0);
-    this.renderStats();
+    this.view.replace(this.items);
   }
 
   renderStats() {
@@ -101,17 +66,21 @@ class LiveFeed {
     const total = this.received + dropped;
     const parts = [`${total.toLocaleString()} ${this.label}`];
     if (dropped) parts.push(`${dropped.toLocaleString()} dropped from this view under load (not from the broker)`);
-    parts.push(`showing the newest ${Math.min(this.list.children.length, CAP)}`);
+    parts.push(`showing the newest ${Math.min(this.view.rows, CAP)}`);
     if (this.filterText) parts.push(`filter "${this.filterText}"`);
     if (this.paused) parts.push(`paused: ${this.heldWhilePaused.toLocaleString()} new since`);
     setText(this.stats, parts.join(" · "));
   }
 }
 
-function details(summaryText, sections) {
-  return el("details", { class: "row-details" }, el("summary", {}, summaryText),
-    ...sections.map(([title, text]) => el("div", {}, el("span", { class: "muted" }, title),
-      el("pre", {}, text))));
+/** The row's detail, drawn by the message detail view the first time it is opened. */
+function details(kind, data) {
+  const box = el("div", { class: "row-detail" });
+  const node = el("details", { class: "row-details" }, el("summary", {}, "properties, headers, body"), box);
+  node.addEventListener("toggle", () => {
+    if (node.open && !box.firstChild) renderDetail(box, kind, data);
+  });
+  return node;
 }
 
 // ---------------------------------------------------------------------- taps
@@ -123,14 +92,10 @@ function renderTapEvent(e) {
       el("span", { class: "arrow", "aria-hidden": "true" }, "→"),
       el("code", { class: "rk" }, e.routing_key || "‹empty key›"),
       e.redelivered ? el("span", { class: "badge warn" }, "redelivered") : null,
-      e.lab_id ? el("span", { class: "badge" }, `lab ${e.lab_id}`) : null),
-    el("div", { class: "row-body" }, e.body_kind === "hex" ? `hex: ${oneLine(e.body)}` : oneLine(e.body),
-      el("span", { class: "muted" }, ` · ${size(e.body_size)}`)),
-    details("properties, headers, body", [
-      ["properties", pretty(e.properties)],
-      ["headers", pretty(e.headers)],
-      [e.body_truncated ? "body (first bytes)" : "body", e.body ?? ""],
-    ]));
+      e.id ? el("span", { class: "badge" }, `lab ${e.id}`) : null),
+    el("div", { class: "row-body" }, bodySnippet(e.body, 120),
+      el("span", { class: "muted" }, ` · ${size(e.body?.size)}`)),
+    details("tap", e));
 }
 
 function setupTaps(section) {
@@ -149,7 +114,7 @@ function setupTaps(section) {
     list: $("#tap-feed", section), stats: $("#tap-stats", section), filter: $("#tap-filter", section),
     pause: $("#tap-pause", section), clear: $("#tap-clear", section), eventName: "tap", label: "tapped messages",
     render: renderTapEvent,
-    match: (e) => `${e.exchange} ${e.routing_key} ${e.body ?? ""} ${e.lab_id ?? ""}`,
+    match: (e) => `${e.exchange} ${e.routing_key} ${e.body?.text ?? ""} ${e.id ?? ""}`,
   });
 
   function renderTaps() {
@@ -241,14 +206,10 @@ function renderTraceEvent(e) {
       el("time", { class: "muted" }, clock(e.time)),
       el("span", { class: `badge kind-${e.kind}` }, e.kind),
       ...head),
-    el("div", { class: "row-body" }, oneLine(e.body),
-      el("span", { class: "muted" }, ` · ${size(e.body_size)} · ${e.user ?? "?"} · ${e.connection ?? ""}`),
+    el("div", { class: "row-body" }, bodySnippet(e.body, 120),
+      el("span", { class: "muted" }, ` · ${size(e.body?.size)} · ${e.user ?? "?"} · ${e.connection ?? ""}`),
       e.correlation_id ? el("span", { class: "muted" }, ` · correlation ${e.correlation_id}`) : null),
-    details("properties, headers, body", [
-      ["properties", pretty(e.properties)],
-      ["headers", pretty(e.headers)],
-      [e.body_truncated ? "body (first 4 KiB)" : "body", e.body ?? ""],
-    ]));
+    details("trace", e));
 }
 
 function setupTrace(section) {

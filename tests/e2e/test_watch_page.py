@@ -41,6 +41,14 @@ def test_a_tap_shows_messages_as_text_and_can_be_removed(shared_lab, page, amqp,
     assert section.locator("#tap-feed img").count() == 0, "the body is text, never markup"
     page.wait_for_function("() => document.querySelector('#tap-stats').textContent.startsWith('1 tapped')")
 
+    # The row opens the same message detail view as the traffic feed: title, headers, body (as text).
+    row.locator(".row-details summary").click()
+    detail = row.locator(".row-details")
+    assert detail.locator(".detail-kind").inner_text() == "Tapped message"
+    assert '"x": "1"' in detail.locator(".detail-section", has_text="Headers").inner_text()
+    assert detail.locator(".body-pre").last.inner_text() == XSS
+    assert section.locator("#tap-feed img").count() == 0
+
     # The feed filter hides rows that do not match and shows its empty state.
     section.locator("#tap-filter").fill("no-such-thing")
     assert section.locator("#tap-feed .feed-row").count() == 0

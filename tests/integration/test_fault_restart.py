@@ -149,7 +149,7 @@ class Scene:
         takers = {e["consumer_id"] for e in events.since(mark, "delivery", queue=self.work_queue)}
         assert takers == set(self.consumers), takers
         wait_until(
-            lambda: {e["lab_id"] for e in events.since(mark, "tap", tap_id=self.tap["id"])} >= ids,
+            lambda: {e["id"] for e in events.since(mark, "tap", tap_id=self.tap["id"])} >= ids,
             timeout=BACK,
             message=f"{label}: the tap streams",
         )

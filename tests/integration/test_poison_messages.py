@@ -96,7 +96,7 @@ def test_an_error_on_one_message_is_reported_on_its_tap_which_goes_on(broker_url
     seen: list[dict[str, Any]] = []
 
     def sink(name: str, payload: dict[str, Any]) -> None:
-        if payload["body"] == "boom":
+        if payload["body"]["text"] == "boom":
             raise RuntimeError("simulated fault")  # a fault past the tap, in whatever handles its events
         seen.append(payload)
 
@@ -106,7 +106,7 @@ def test_an_error_on_one_message_is_reported_on_its_tap_which_goes_on(broker_url
         wait_until(lambda: tap.errors == 1, timeout=10, message="the fault reported")
         assert tap.state == "error" and "simulated fault" in tap.error
         amqp.channel.basic_publish(exchange, "", b"fine")
-        wait_until(lambda: [e["body"] for e in seen] == ["fine"], timeout=10, message="the next message")
+        wait_until(lambda: [e["body"]["text"] for e in seen] == ["fine"], timeout=10, message="the next message")
         assert tap.describe()["count"] == 2 and tap.describe()["errors"] == 1
     finally:
         tap.stop()

@@ -69,9 +69,9 @@ def test_trace_shows_a_plain_pika_script_s_publish_and_delivery(managed_lab, man
         assert publish["queue"] is None
         assert publish["correlation_id"] == "corr-7"
         assert publish["reply_to"] == "replies-here"
-        assert publish["headers"] == {"h": "v"}
-        assert publish["body"] == "hello from elsewhere"
-        assert publish["body_size"] == len("hello from elsewhere")
+        assert publish["properties"]["headers"] == {"h": "v"}
+        assert publish["body"]["text"] == "hello from elsewhere"
+        assert publish["body"]["size"] == len("hello from elsewhere")
         assert publish["user"] == "guest"
         assert publish["node"]
         assert publish["connection"]
@@ -82,7 +82,7 @@ def test_trace_shows_a_plain_pika_script_s_publish_and_delivery(managed_lab, man
         deliver = wait_until(lambda: trace_events(client, kind="deliver", queue=queue), message="delivery")[0]
         assert deliver["exchange"] == exchange
         assert deliver["routing_key"] == "invoice"
-        assert deliver["body"] == "hello from elsewhere"
+        assert deliver["body"]["text"] == "hello from elsewhere"
     finally:
         client.close()
         off = managed_lab.post("/api/trace", {"enabled": False}).json()

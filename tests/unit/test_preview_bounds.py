@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -14,7 +15,6 @@ from rabbit.properties import (
     PREVIEW_PRETTY_CHARS,
     body_preview,
     json_depth,
-    preview_text,
 )
 
 NESTED = b"[" * 2000 + b"]" * 2000  # the body that killed every consumer on its queue (RecursionError)
@@ -69,6 +69,29 @@ def test_json_depth_agrees_with_the_parsed_structure(value):
     assert json_depth(json.dumps(value)) == actual_depth(value)
 
 
+def depth_char_by_char(text: str, stop_at: int | None = None) -> int:
+    """The reference for any text: drop the strings character by character, then the deepest running sum."""
+    outside = []
+    in_string = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif in_string:
+            escaped, in_string = char == "\\", char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "[]{}":
+            outside.append(1 if char in "[{" else -1)
+    deepest = max([0, *itertools.accumulate(outside)])
+    return deepest if stop_at is None else min(deepest, stop_at + 1)
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet='[]{}"\\ a\n', max_size=200), st.none() | st.integers(0, 10))
+def test_json_depth_scans_any_text_like_a_character_by_character_scan(text, stop_at):
+    assert json_depth(text, stop_at) == depth_char_by_char(text, stop_at)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.binary(max_size=PREVIEW_BYTES + 64) | st.text(alphabet='[]{}",:1a\\ ', max_size=PREVIEW_BYTES).map(str.encode)
@@ -82,8 +105,9 @@ def test_any_body_gets_a_bounded_preview_quickly(body):
     assert len(preview["text"] or "") <= PREVIEW_BYTES
     assert len(preview["json"] or "") <= PREVIEW_PRETTY_CHARS
     assert len(preview["hex"] or "") <= 64 * 80
-    text, kind, truncated = preview_text(body, 1024)
-    assert kind in ("text", "hex") and len(text) <= 3 * 1024 and truncated == (len(body) > 1024)
+    short = body_preview(body, "application/json", limit=1024)  # a tap's preview
+    assert short["kind"] in ("json", "text", "binary") and short["truncated"] == (len(body) > 1024)
+    assert len(short["text"] or "") <= 1024 and len(short["hex"] or "") <= 64 * 80
 
 
 def test_a_preview_that_fails_degrades_to_hex():
