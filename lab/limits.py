@@ -47,16 +47,19 @@ class Slots:
         try:
             yield
         finally:
-            with self._lock:  # type: ignore[attr-defined]
-                self.starting -= 1
+            self._count(starting=-1)
 
     @contextmanager
     def hold(self) -> Iterator[None]:
         """One slot for as long as the block runs (for things that live inside one request, like a burst)."""
-        with self.reserve(lambda: self.held), self._lock:  # type: ignore[attr-defined]
-            self.held += 1
+        with self.reserve(lambda: self.held):
+            self._count(held=1)
         try:
             yield
         finally:
-            with self._lock:  # type: ignore[attr-defined]
-                self.held -= 1
+            self._count(held=-1)
+
+    def _count(self, *, starting: int = 0, held: int = 0) -> None:
+        with self._lock:  # type: ignore[attr-defined]
+            self.starting += starting
+            self.held += held

@@ -18,7 +18,7 @@ from lab.events import EventSink, Spawn, start_thread
 from lab.limits import Slots
 from lab.settings import Settings
 from lab.watch import WatchService
-from rabbit.errors import LabError
+from rabbit.errors import InvalidInput, LabError
 from rabbit.rpc import RpcClient
 from rabbit.rpc_inspector import RpcInspector
 from rabbit.rpc_servers import ServerPool
@@ -132,18 +132,25 @@ class RpcService:
     # ----------------------------------------------------------------- bursts
     def burst(
         self,
-        ns: list[int],
         *,
-        calls: int,
-        concurrency: int,
-        queue: str,
-        reply_mode: str,
-        timeout_s: float,
-        expire: bool,
+        ns: list[int] | None = None,
+        n: int | None = None,
+        calls: int | None = None,
+        concurrency: int = 1,
+        queue: str = "rpc_queue",
+        reply_mode: str = "callback_queue",
+        timeout_s: float = 5.0,
+        expire: bool = True,
         owner: str | None = None,
     ) -> dict[str, Any]:
-        """``calls`` calls of fib(n), cycling through ``ns``, ``concurrency`` in flight; the summary when
-        it ends. ``owner`` (a page's session): :meth:`owner_gone` with it cancels the burst."""
+        """``calls`` calls (default: one per n of ``ns``, or 100 of the one ``n``), cycling through ``ns`` (or
+        ``n``), ``concurrency`` in flight; the summary when it ends. ``owner`` (a page's session):
+        :meth:`owner_gone` with it cancels the burst."""
+        if (ns is None) == (n is None):
+            raise InvalidInput("give either ns (a list) or n, not both and not neither")
+        if calls is None:
+            calls = len(ns) if ns is not None else 100
+        ns = ns if ns is not None else [n]
         with self.burst_slots.hold():
             burst_id = self.client.new_burst_id()
             if owner is not None:

@@ -39,8 +39,8 @@ class WatchService:
         self.events = events
         self.link = link
         self.management = management
+        self._lock = threading.Lock()  # guards taps
         self.taps: dict[str, Tap] = {}
-        self._lock = threading.Lock()
         self.tap_slots = Slots(
             settings.max_taps,
             "at most {limit} taps at a time (RABBITLENS_MAX_TAPS): delete one first",

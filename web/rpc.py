@@ -157,18 +157,9 @@ def burst(body: BurstIn) -> dict[str, Any]:
         raise InvalidInput(
             f"sid: no Socket.IO session {body.sid!r} is connected (give the page's socket.id, or leave it out)"
         )
-    ns = body.ns if body.ns is not None else [body.n]
-    calls = body.calls or (len(body.ns) if body.ns is not None else 100)
-    return service().burst(
-        ns,
-        calls=calls,
-        concurrency=body.concurrency,
-        queue=body.queue,
-        reply_mode=body.reply_mode,
-        timeout_s=body.timeout_s,
-        expire=body.expire,
-        owner=body.sid,
-    )
+    knobs = dict(body)
+    owner = knobs.pop("sid")  # the page's session: its end cancels the burst
+    return service().burst(**knobs, owner=owner)
 
 
 @api.route(bp, "/api/rpc/bursts", "GET", summary="The RPC bursts running now, with their progress")
