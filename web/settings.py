@@ -38,6 +38,7 @@ class Settings:
     log_level: str = "INFO"
     # Limits on what runs at once (each checked and reserved under one lock, so concurrent requests cannot race it).
     max_taps: int = 20
+    max_spies: int = 10
     max_consumers: int = 50
     # Confirmed publish bursts at once (each holds up to 16 MiB of bodies in flight).
     publish_max_bursts: int = 4
