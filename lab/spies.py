@@ -175,6 +175,10 @@ class SpyService:
         for spy in spies:
             spy.tap.stop()
 
+    def owns(self, queue: str | None) -> bool:
+        """Whether ``queue`` is one of the spies' shadow queues (the trace leaves their deliveries out)."""
+        return queue is not None and any(spy.tap.queue == queue for spy in list(self.spies.values()))
+
     def lab_bindings(self) -> list[dict[str, Any]]:
         """The shadow queues' bindings, for predictions: they take copies, marked as the lab's spy."""
         return [

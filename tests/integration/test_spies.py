@@ -157,3 +157,56 @@ def test_concurrent_spies_never_exceed_the_limit(lab_factory, broker_url, amqp, 
     assert len(spies) == 3
     assert lab.delete(f"/api/spies/{spies[0]['id']}").status_code == 204
     assert lab.post("/api/spies", {"queue": queue}).status_code == 201
+
+
+def test_with_management_a_spy_mirrors_bindings_other_applications_make(managed_lab, managed_node, unique):
+    exchange, queue = unique("spy-mx"), unique("spy-mq")
+    connection = pika.BlockingConnection(pika.URLParameters(managed_node.amqp_url))
+    channel = connection.channel()
+    spy = None
+    try:
+        channel.exchange_declare(exchange, "direct")
+        channel.queue_declare(queue)
+        channel.queue_bind(queue, exchange, "red")
+        channel.queue_bind(queue, "amq.headers", "", arguments={"x-match": "all", "format": "pdf"})
+        response = managed_lab.post("/api/spies", {"queue": queue})
+        assert response.status_code == 201, response.text
+        spy = response.json()
+        assert sorted((b["source"], b["routing_key"]) for b in spy["bindings"]) == [
+            ("amq.headers", ""),
+            (exchange, "red"),
+        ]
+        assert "management API" not in spy["note"] and "default exchange" in spy["note"]
+        client = LiveClient(managed_lab.base_url, names=("spy",))
+        try:
+            channel.queue_bind(queue, exchange, "blue")  # another application binds: the feed's poll sees it
+            wait_until(
+                lambda: any(
+                    b["routing_key"] == "blue"
+                    for s in managed_lab.get("/api/spies").json()
+                    if s["id"] == spy["id"]
+                    for b in s["bindings"]
+                ),
+                timeout=20,
+                message="the other application's binding mirrored",
+            )
+            channel.basic_publish(exchange, "blue", b"blue")
+            channel.basic_publish("amq.headers", "", b"pdf", pika.BasicProperties(headers={"format": "pdf"}))
+            channel.basic_publish("amq.headers", "", b"png", pika.BasicProperties(headers={"format": "png"}))
+            wait_until(lambda: len(spy_events(client, spy["id"])) >= 2 or None, message="two spy events")
+            assert sorted(e["body"] for e in spy_events(client, spy["id"])) == ["blue", "pdf"]
+            assert channel.queue_declare(queue, passive=True).method.message_count == 2
+        finally:
+            client.close()
+        channel.queue_delete(queue)
+        wait_until(
+            lambda: not next(s for s in managed_lab.get("/api/spies").json() if s["id"] == spy["id"])["queue_exists"],
+            timeout=20,
+            message="the spy to see its queue gone",
+        )
+    finally:
+        if spy is not None:
+            managed_lab.delete(f"/api/spies/{spy['id']}")
+        channel.queue_delete(queue)
+        channel.exchange_delete(exchange)
+        connection.close()
