@@ -5,6 +5,7 @@ import { $, el, setText } from "./dom.js";
 import { droppedCount, on, onDropped, onLinkChange } from "./socket.js";
 import { api, errorText } from "./api.js";
 import { clock, exchangeShort, size } from "./format.js";
+import { initSpies } from "./spies.js";
 
 const CAP = 200; // rows kept in each feed
 
@@ -323,4 +324,5 @@ function setupTrace(section) {
 export function init(section) {
   setupTaps(section);
   setupTrace(section);
+  initSpies(section, { LiveFeed, renderEvent: renderTapEvent });
 }
