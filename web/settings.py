@@ -44,6 +44,8 @@ class Settings:
     publish_max_bursts: int = 4
     rpc_max_bursts: int = 4
     rpc_max_servers: int = 8
+    # Stopped and killed fib servers kept in the server list (greyed, final counts) until cleared; the oldest go.
+    rpc_kept_servers: int = 32
     # The longest an RPC burst may run before it is cancelled (its calls in flight are dropped).
     rpc_burst_max_s: float = 600.0
     # Socket.IO packets waiting for one client beyond which it is disconnected (a tab that stopped reading).
