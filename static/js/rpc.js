@@ -3,6 +3,7 @@
 import { $, el, formatTime, setText } from "./dom.js";
 import { on, sessionId } from "./socket.js";
 import { api, errorText } from "./api.js";
+import { isEnded, mountClearStopped, refusedRow } from "./rpc-ended.js";
 
 const MAX_ROWS = 200;
 const MAX_INSPECT_ROWS = 100;
@@ -187,10 +188,12 @@ export function init(section) {
   on("rpc_timeout", onTimeout);
   on("rpc_error", onError);
   on("rpc_orphan", onOrphan);
+  const onRefused = (d) => fill(row(`refused-${d.time}-${Math.random()}`), refusedRow(d));
+  on("rpc_refused", onRefused);
   on("rpc_state", (state) => {
     if (timeline.children.length) return; // a reconnect: keep what is shown
     const handlers = { rpc_request: onRequest, rpc_reply: onReply, rpc_timeout: onTimeout, rpc_error: onError,
-      rpc_orphan: onOrphan };
+      rpc_orphan: onOrphan, rpc_refused: onRefused };
     for (const item of state.timeline || []) handlers[item.event]?.(item.data);
     renderServers(state.servers || []);
   });
@@ -308,9 +311,10 @@ export function init(section) {
         title: "SIGKILL now: what it holds unacked is redelivered" }, "Kill");
       stop.addEventListener("click", () => stopServer(s.id, false, stop));
       kill.addEventListener("click", () => stopServer(s.id, true, kill));
-      return el("tr", { dataset: { id: s.id } }, el("td", {}, s.id), el("td", {}, s.pid), el("td", {}, s.state),
+      return el("tr", { dataset: { id: s.id, state: s.state }, class: isEnded(s) ? "ended" : null },
+        el("td", {}, s.id), el("td", {}, s.pid), el("td", {}, s.state),
         el("td", { class: "handled" }, s.handled), el("td", {}, s.errors), el("td", {}, s.in_flight),
-        el("td", {}, s.redelivered), el("td", { class: "actions" }, stop, kill));
+        el("td", {}, s.redelivered), el("td", { class: "actions" }, ...(isEnded(s) ? [] : [stop, kill])));
     }));
   }
   async function refreshServers() {
@@ -348,6 +352,7 @@ export function init(section) {
     }
   });
   on("rpc_servers", (data) => renderServers(data.servers || []));
+  mountClearStopped(serversBody.closest(".rpc-scroll"), (error) => showError(serversError, error), refreshServers);
 
   // ----- the inspector
   const inspectBody = $("#rpc-inspect", section);

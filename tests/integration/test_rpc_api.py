@@ -74,6 +74,7 @@ def servers(shared_lab, amqp, unique):
     yield start
     for sid in started:
         shared_lab.delete(f"/api/rpc/servers/{sid}?kill=1")
+    shared_lab.delete("/api/rpc/servers?stopped=1")  # killed servers stay listed until cleared
 
 
 def server_stats(lab, sid: str) -> dict:
