@@ -137,7 +137,7 @@ class SpyService:
         queue = validation.check_name(queue, "queue")
         with self.slots.reserve(lambda: len(self.spies)):  # spies still starting count too
             self.topology.link.call(lambda ch: ch.queue_declare(queue, passive=True), timeout=self._timeout)
-            snapshot = self.topology.snapshot(max_age=1.0)
+            snapshot = self.topology.snapshot()  # fresh: bindings made a moment ago by anyone count
             spy_id = uuid.uuid4().hex[:8]
             tap = Tap(
                 self.amqp_url,
