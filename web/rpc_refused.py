@@ -55,7 +55,11 @@ def init_app(app: Flask, lab: Lab) -> None:
     def report_refused_call(response: Response) -> Response:
         if request.endpoint != CALL_ENDPOINT or response.status_code not in REFUSED_STATUSES:
             return response
-        payload = refusal(response.status_code, response.get_json(silent=True), request.get_json(silent=True))
+        try:  # the body was refused already, maybe for being too deep or not UTF-8: then n and queue are unknown
+            asked = request.get_json(silent=True)
+        except Exception:
+            asked = None
+        payload = refusal(response.status_code, response.get_json(silent=True), asked)
         if payload is not None:
             rpc = lab.services.get("rpc")
             if rpc is not None:
