@@ -97,7 +97,10 @@ export function initSpies(section, { LiveFeed, renderEvent }) {
     feed.add(e);
     if (!countsScheduled) {
       countsScheduled = true;
-      setTimeout(() => { countsScheduled = false; render(); }, 500);
+      setTimeout(() => { // the exact counts are the server's: read them again (at most twice a second)
+        countsScheduled = false;
+        api("GET", "/api/spies").then((list) => { spies = list; render(); }).catch(() => render());
+      }, 500);
     }
   });
   on("spies", (list) => { spies = list; render(); });

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.test_watch_page import XSS, open_watch
 
@@ -32,6 +33,7 @@ def test_a_spy_shows_its_queues_messages_and_can_be_removed(shared_lab, page, am
     assert XSS in row.locator(".row-body").inner_text()
     assert section.locator("#spy-feed img").count() == 0, "the body is text, never markup"
     page.wait_for_function("() => document.querySelector('#spy-stats').textContent.startsWith('1 spied')")
+    expect(item).to_contain_text("1 messages")  # the server's exact count, read again after messages
     _, _, body = amqp.channel.basic_get(queue, auto_ack=True)
     assert body == XSS.encode(), "the queue still has its copy"
 
