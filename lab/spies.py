@@ -127,6 +127,7 @@ class SpyService:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._pending: Mapping[str, Any] | None = None
+        self._last: Mapping[str, Any] | None = None  # the latest topology seen, for a spy that reconnected
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._worker: threading.Thread | None = None
@@ -144,7 +145,7 @@ class SpyService:
                 "",
                 bindings=bindings_of(snapshot, queue),
                 on_event=lambda _name, payload: self._on_event("spy", {**payload, "spy_id": spy_id}),
-                on_change=lambda _tap: self._changed(),
+                on_change=lambda _tap: self._tap_changed(),
                 tap_id=spy_id,
             )
             tap.start(timeout=self._timeout)
@@ -197,6 +198,7 @@ class SpyService:
     # ----------------------------------------------------------------- keeping in step
     def refresh(self, snapshot: Mapping[str, Any]) -> None:
         """A new topology: re-bind the spies (in the service's own thread: this returns at once)."""
+        self._last = snapshot
         if self.spies:
             self._pending = snapshot
             self._wake.set()
@@ -245,6 +247,12 @@ class SpyService:
                 self.sync(snapshot)
             except Exception:
                 log.exception("following the spied queues' bindings failed")
+
+    def _tap_changed(self) -> None:
+        """A shadow tap changed state: after a reconnect it re-bound what it had, so catch up with the topology."""
+        self._changed()
+        if self._last is not None:
+            self.refresh(self._last)
 
     def _changed(self) -> None:
         with contextlib.suppress(Exception):

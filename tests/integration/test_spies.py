@@ -210,3 +210,35 @@ def test_with_management_a_spy_mirrors_bindings_other_applications_make(managed_
         channel.queue_delete(queue)
         channel.exchange_delete(exchange)
         connection.close()
+
+
+@pytest.mark.private_node
+def test_a_spy_rebinds_after_the_broker_restarts(private_node, lab_factory):
+    lab = lab_factory(private_node.amqp_url).wait_broker_connected()
+    exchange, queue = "rl-test-spy-durable-x", "rl-test-spy-durable-q"
+    assert lab.post("/api/exchanges", {"name": exchange, "type": "direct", "durable": True}).status_code == 201
+    assert lab.post("/api/queues", {"name": queue, "durable": True}).status_code == 201
+    assert lab.post("/api/bindings", {"source": exchange, "destination": queue, "routing_key": "k"}).status_code == 201
+    client = LiveClient(lab.base_url, names=("spy",))
+    spy = lab.post("/api/spies", {"queue": queue}).json()
+    first_shadow = spy["shadow_queue"]
+    private_node.restart()
+
+    def republished() -> bool:
+        try:
+            conn = pika.BlockingConnection(pika.URLParameters(private_node.amqp_url))
+        except pika.exceptions.AMQPError:
+            return False
+        try:
+            conn.channel().basic_publish(exchange, "k", b"after restart")
+        finally:
+            conn.close()
+        return any(e["body"] == "after restart" for e in spy_events(client, spy["id"]))
+
+    try:
+        wait_until(republished, timeout=60, interval=1.0, message="a spy event after the restart")
+        now = next(s for s in lab.get("/api/spies").json() if s["id"] == spy["id"])
+        assert now["state"] == "active" and now["shadow_queue"] != first_shadow
+        assert now["bindings"] == [{"source": exchange, "routing_key": "k", "arguments": {}}]
+    finally:
+        client.close()
