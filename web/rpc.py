@@ -28,7 +28,7 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint, Flask, request
 from pydantic import Field, StrictBool, model_validator
 
-from rabbit.errors import LabError
+from rabbit.errors import InvalidInput, LabError
 from rabbit.fib import DEFAULT_MAX_N
 from rabbit.rpc import RpcClient
 from rabbit.rpc_inspector import RpcInspector
@@ -111,7 +111,10 @@ class RpcService:
         self.timeline: deque[tuple[str, dict[str, Any]]] = deque(maxlen=200)
         self.client = RpcClient(lab.settings.amqp_url, on_event=self._on_client_event, name="rabbitlens-rpc")
         self.servers = ServerPool(
-            lab.settings.amqp_url, on_event=lab.hub.broadcast, max_servers=lab.settings.rpc_max_servers
+            lab.settings.amqp_url,
+            on_event=lab.hub.broadcast,
+            max_servers=lab.settings.rpc_max_servers,
+            keep_ended=lab.settings.rpc_kept_servers,
         )
         self.inspector = RpcInspector()
         self._inspector_lock = threading.Lock()
@@ -272,6 +275,21 @@ def start_servers(body: ServersIn) -> tuple[dict[str, Any], int]:
 @api.route(bp, "/api/rpc/servers", "GET", summary="The fib servers this lab started, with their live counters")
 def list_servers() -> dict[str, Any]:
     return {"servers": service().servers.list()}
+
+
+@api.route(
+    bp,
+    "/api/rpc/servers",
+    "DELETE",
+    summary="Clear the stopped, killed and exited servers from the list (?stopped=1; running ones stay)",
+    query={"stopped": "1 (required): forget every server that no longer runs"},
+    responses={200: "{'cleared': [ids], 'servers': [the servers still listed]}"},
+)
+def clear_servers() -> dict[str, Any]:
+    if request.args.get("stopped", "").lower() not in ("1", "true", "yes"):
+        raise InvalidInput("give ?stopped=1: this clears the servers that no longer run (stop running ones by id)")
+    pool = service().servers
+    return {"cleared": pool.clear(), "servers": pool.list()}
 
 
 @api.route(

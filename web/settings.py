@@ -38,11 +38,14 @@ class Settings:
     log_level: str = "INFO"
     # Limits on what runs at once (each checked and reserved under one lock, so concurrent requests cannot race it).
     max_taps: int = 20
+    max_spies: int = 10
     max_consumers: int = 50
     # Confirmed publish bursts at once (each holds up to 16 MiB of bodies in flight).
     publish_max_bursts: int = 4
     rpc_max_bursts: int = 4
     rpc_max_servers: int = 8
+    # Stopped and killed fib servers kept in the server list (greyed, final counts) until cleared; the oldest go.
+    rpc_kept_servers: int = 32
     # The longest an RPC burst may run before it is cancelled (its calls in flight are dropped).
     rpc_burst_max_s: float = 600.0
     # Socket.IO packets waiting for one client beyond which it is disconnected (a tab that stopped reading).

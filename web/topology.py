@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, request
@@ -97,6 +98,7 @@ class TopologyFeed:
         self._stop = threading.Event()
         self._last: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # each new snapshot, after its broadcast
 
     def poke(self) -> None:
         """Something changed: send the new topology now (from the feed's own thread, not the request's)."""
@@ -141,6 +143,8 @@ class TopologyFeed:
             if poked or snapshot != self._last:
                 self._last = snapshot
                 self.lab.hub.broadcast("topology", snapshot)
+                for listener in list(self.listeners):
+                    listener(snapshot)
 
 
 def topology() -> Topology:
@@ -373,7 +377,8 @@ def lab_bindings(lab: Lab) -> list[dict[str, Any]]:
                     "lab": "tap",
                 }
             )
-    return found
+    spies = lab.services.get("spies")  # the spies' shadow queues take copies too: marked as the lab's spy
+    return found + (spies.lab_bindings() if spies is not None else [])
 
 
 def init_app(app: Flask, lab: Lab) -> None:

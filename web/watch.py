@@ -120,7 +120,10 @@ class WatchService:
         """The lab's taps are traced too (one ``deliver`` per tapped message): leave those out."""
         if event["kind"] != "deliver":
             return False
-        return any(tap.queue == event["queue"] for tap in list(self.taps.values()))
+        spies = self.lab.services.get("spies")  # and its spies' shadow queues
+        return any(tap.queue == event["queue"] for tap in list(self.taps.values())) or bool(
+            spies and spies.owns(event["queue"])
+        )
 
     def _on_trace(self, name: str, event: dict[str, Any]) -> None:
         self.lab.hub.publish(name, event)

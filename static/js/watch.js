@@ -7,6 +7,7 @@ import { api, errorText } from "./api.js";
 import { bodySnippet, clock, exchangeShort, size } from "./format.js";
 import { LiveList, everyFrame } from "./list.js";
 import { renderDetail } from "./message-detail.js";
+import { initSpies } from "./spies.js";
 
 const CAP = 200; // rows kept in each feed
 
@@ -284,4 +285,5 @@ function setupTrace(section) {
 export function init(section) {
   setupTaps(section);
   setupTrace(section);
+  initSpies(section, { LiveFeed, renderEvent: renderTapEvent });
 }
