@@ -61,7 +61,7 @@ def test_a_spy_sees_what_the_queue_gets_and_its_consumer_still_gets_all(shared_l
         amqp.channel.basic_publish(exchange, "users.created", b"not routed to the queue")
         events = wait_until(lambda: len(spy_events(client, spy["id"])) >= 50 or None, message="50 spy events")
         got = spy_events(client, spy["id"])
-        assert [e["body"] for e in got] == [f"m{i}" for i in range(50)]
+        assert [e["body"]["text"] for e in got] == [f"m{i}" for i in range(50)]
         assert got[0]["routing_key"] == "orders.n0" and got[0]["exchange"] == exchange
         assert events
         # The queue's own consumer gets every message as before.
@@ -93,7 +93,7 @@ def test_a_spy_sees_what_the_queue_gets_and_its_consumer_still_gets_all(shared_l
         )
         amqp.channel.basic_publish(exchange, "users.created", b"after the new binding")
         wait_until(lambda: len(spy_events(client, spy["id"])) >= 51 or None, message="the 51st spy event")
-        assert spy_events(client, spy["id"])[-1]["body"] == "after the new binding"
+        assert spy_events(client, spy["id"])[-1]["body"]["text"] == "after the new binding"
         assert len(spy_events(client, spy["id"])) == 51  # the default-exchange publish never showed
         # Predictions count the shadow queue, marked as the lab's spy.
         route = shared_lab.post("/api/route", {"exchange": exchange, "routing_key": "orders.x"}).json()
@@ -194,7 +194,7 @@ def test_with_management_a_spy_mirrors_bindings_other_applications_make(managed_
             channel.basic_publish("amq.headers", "", b"pdf", pika.BasicProperties(headers={"format": "pdf"}))
             channel.basic_publish("amq.headers", "", b"png", pika.BasicProperties(headers={"format": "png"}))
             wait_until(lambda: len(spy_events(client, spy["id"])) >= 2 or None, message="two spy events")
-            assert sorted(e["body"] for e in spy_events(client, spy["id"])) == ["blue", "pdf"]
+            assert sorted(e["body"]["text"] for e in spy_events(client, spy["id"])) == ["blue", "pdf"]
             assert channel.queue_declare(queue, passive=True).method.message_count == 2
         finally:
             client.close()
@@ -233,7 +233,7 @@ def test_a_spy_rebinds_after_the_broker_restarts(private_node, lab_factory):
             conn.channel().basic_publish(exchange, "k", b"after restart")
         finally:
             conn.close()
-        return any(e["body"] == "after restart" for e in spy_events(client, spy["id"]))
+        return any(e["body"]["text"] == "after restart" for e in spy_events(client, spy["id"]))
 
     try:
         wait_until(republished, timeout=60, interval=1.0, message="a spy event after the restart")
