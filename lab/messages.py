@@ -43,6 +43,7 @@ STAGES = (
     "dead_lettered",
 )
 RANK = {name: i for i, name in enumerate(STAGES)}
+BEFORE_DEATH = ("published", "routed", "confirmed")  # a dead-lettering is never shown before these
 DEATH_REASONS = ("rejected", "expired", "maxlen", "delivery_limit")
 
 
@@ -249,7 +250,7 @@ class MessageTimeline:
         record.deaths.add(key)
         broker_ms = _death_time_ms(death.get("time"))
         # x-death has second precision: never before what the lab saw of the message in that queue.
-        seen = [s["at"] for s in record.stages if s.get("queue") == from_queue or s["stage"] == "published"]
+        seen = [s["at"] for s in record.stages if s.get("queue") == from_queue or s["stage"] in BEFORE_DEATH]
         when = max([t for t in (broker_ms, *seen) if t is not None], default=at)
         extra = {"x_death_time": broker_ms, "count": death.get("count")}
         if reason == "expired":
@@ -279,10 +280,6 @@ class MessageTimeline:
         now = self._now()
         at = _ms(payload.get("time"))
         self._add(record, "published", at, mandatory=bool(payload.get("mandatory")), size=payload.get("size"))
-        if at is not None:  # a dead-lettering seen before this event (x-death has second precision)
-            for entry in record.stages:
-                if entry["stage"] in ("expired", "dead_lettered"):
-                    entry["at"] = max(entry["at"], at)
         if payload.get("confirmed"):
             self._add(record, "confirmed", max(now, at or now))
             if payload.get("routed") is False:
@@ -296,6 +293,10 @@ class MessageTimeline:
                 )
         elif payload.get("confirmed") is False:
             self._add(record, "nacked", max(now, at or now))
+        latest = max(s["at"] for s in record.stages if s["stage"] in BEFORE_DEATH)
+        for entry in record.stages:  # a dead-lettering seen before this event (x-death has second precision)
+            if entry["stage"] in ("expired", "dead_lettered"):
+                entry["at"] = max(entry["at"], latest)
 
     def _prediction(self, payload: Mapping[str, Any]) -> None:
         """``{"id", "matches": [RouteResult match dicts], "topology_version", "at"}`` (one ``routed`` each)."""
