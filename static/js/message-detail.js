@@ -2,6 +2,7 @@
 // pretty JSON or hex. Every value is set as text: a body of markup shows as markup, it never runs.
 import { el } from "./dom.js";
 import { exchangeLabel, size } from "./format.js";
+import { timelineSection } from "./timeline.js";
 
 const LAB_HEADERS = ["x-rabbitlens-id", "x-rabbitlens-published"];
 
@@ -103,6 +104,7 @@ export function renderDetail(container, kind, data, message) {
     el("p", { class: `detail-kind badge badge-${kind === "published" && data.routed === false ? "unroutable" : kind}` }, title),
     facts(summary),
     route.length ? section("Route", facts(route)) : "",
+    data.id && !data.refused ? timelineSection(data.id) : "",
     section("Properties", Object.keys(props).length ? facts(Object.entries(props)) : el("p", { class: "muted" }, "none set")),
     section("Headers", Object.keys(headers).length
       ? el("pre", { class: "body-pre small" }, JSON.stringify(headers, null, 2))
