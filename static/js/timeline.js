@@ -105,3 +105,38 @@ export function timelineSection(id) {
   return el("section", { class: "detail-section timeline-section" },
     el("div", { class: "tl-head" }, el("h3", {}, "Timeline"), refresh), body);
 }
+
+// ---------------------------------------------------------------------- explain, then verify
+function disagreementItem(d) {
+  const predicted = d.repredicted ?? d.predicted;
+  return el("li", { class: "tl-disagreed" },
+    el("span", { class: "mono" }, `${exchangeLabel(d.exchange)} · `), quote(d.routing_key),
+    el("div", {}, `broker: ${d.broker.join(", ") || "no queue"} · engine: ${predicted.join(", ") || "no queue"}`),
+    el("div", { class: "muted" }, `topology ${d.topology_version?.reread ?? d.topology_version?.predicted ?? "?"}` +
+      (d.connection ? ` · ${d.connection}` : "")));
+}
+
+/** Under the trace card: how many traced publishes the engine predicted as the broker routed them, and the
+ *  last disagreements with both answers (GET /api/route/verification, refreshed on `route_disagreement`). */
+export function verificationCard(card, on) {
+  ensureStyles();
+  const counts = el("p", { class: "tl-verify-counts", role: "status" }, "");
+  const list = el("ol", { class: "tl-verify-list" });
+  const box = el("div", { class: "tl-verify", dataset: { verification: "" } },
+    el("h3", {}, "Explain, then verify"),
+    el("p", { class: "hint" }, "Every traced publish, by any application, routed by the engine beside the broker's own answer."),
+    counts, list);
+  card.append(box);
+  const show = (v) => {
+    box.dataset.checked = String(v.checked);
+    box.dataset.disagreed = String(v.disagreed_total ?? v.disagreed.length);
+    counts.textContent = `${v.checked} checked · ${v.agreed} agreed · ${v.disagreed_total ?? v.disagreed.length} disagreed` +
+      (v.unknown ? ` · ${v.unknown} the engine could not tell` : "");
+    list.replaceChildren(...v.disagreed.slice(-10).reverse().map(disagreementItem));
+  };
+  const refresh = () => api("GET", "/api/route/verification").then(show).catch(() => {});
+  let timer = null;
+  on("route_disagreement", () => { clearTimeout(timer); timer = setTimeout(refresh, 200); });
+  setInterval(() => { if (card.dataset.state === "on" && !document.hidden) refresh(); }, 3000);
+  refresh();
+}

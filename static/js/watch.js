@@ -5,6 +5,7 @@ import { $, el, setText } from "./dom.js";
 import { droppedCount, on, onDropped, onLinkChange } from "./socket.js";
 import { api, errorText } from "./api.js";
 import { clock, exchangeShort, size } from "./format.js";
+import { verificationCard } from "./timeline.js";
 
 const CAP = 200; // rows kept in each feed
 
@@ -309,6 +310,7 @@ function setupTrace(section) {
   });
 
   on("trace", (e) => feed.add(e));
+  verificationCard(section.querySelector("#trace-card"), on);
   on("trace_status", (status) => show({ ...current, ...status }));
   onDropped(() => feed.renderStats());
   const refresh = () => api("GET", "/api/trace").then(show).catch((error) => {

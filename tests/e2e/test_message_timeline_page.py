@@ -55,3 +55,41 @@ def test_a_feed_row_opens_the_message_s_timeline(shared_lab, page, unique):
             shared_lab.delete(f"/api/consumers/{consumer}")
         shared_lab.delete(f"/api/queues/{queue}")
         shared_lab.delete(f"/api/exchanges/{exchange}")
+
+
+def test_the_trace_card_counts_what_the_broker_and_the_engine_agreed_on(managed_lab, managed_node, page, unique):
+    import pika
+
+    from tests.e2e.test_watch_page import open_watch
+
+    exchange, queue = unique("ver-page-x"), unique("ver-page-q")
+    assert managed_lab.post("/api/exchanges", {"name": exchange, "type": "direct"}).status_code == 201
+    assert managed_lab.post("/api/queues", {"name": queue}).status_code == 201
+    binding = {"source": exchange, "destination": queue, "routing_key": "k"}
+    assert managed_lab.post("/api/bindings", binding).status_code == 201
+    try:
+        section = open_watch(page, managed_lab.base_url)
+        assert managed_lab.post("/api/trace", {"enabled": True}).status_code == 200
+        box = section.locator("#trace-card [data-verification]")
+        box.wait_for(timeout=10000)
+        checked = managed_lab.get("/api/route/verification").json()["checked"]
+        connection = pika.BlockingConnection(pika.URLParameters(managed_node.amqp_url))
+        try:
+            channel = connection.channel()
+            for key in ("k", "other"):
+                channel.basic_publish(exchange, key, b"from a plain application")
+        finally:
+            connection.close()
+        page.wait_for_function(
+            f"() => Number(document.querySelector('[data-verification]').dataset.checked) >= {checked + 2}",
+            timeout=15000,
+        )
+        summary = managed_lab.get("/api/route/verification").json()
+        assert [d for d in summary["disagreed"] if d["exchange"] == exchange] == [], summary
+        assert box.get_attribute("data-disagreed") == str(summary["disagreed_total"])
+        assert "agreed" in box.locator(".tl-verify-counts").inner_text()
+        assert page.js_errors == []
+    finally:
+        managed_lab.post("/api/trace", {"enabled": False})
+        managed_lab.delete(f"/api/queues/{queue}")
+        managed_lab.delete(f"/api/exchanges/{exchange}")
