@@ -62,19 +62,19 @@ def lab_id_of(payload: Mapping[str, Any]) -> str | None:
         if isinstance(value, str) and value:
             return value
     headers = payload.get("headers")
-    if not isinstance(headers, Mapping):
+    if not isinstance(headers, dict):
         properties = payload.get("properties")
-        headers = properties.get("headers") if isinstance(properties, Mapping) else None
-    value = headers.get(ID_HEADER) if isinstance(headers, Mapping) else None
+        headers = properties.get("headers") if isinstance(properties, dict) else None
+    value = headers.get(ID_HEADER) if isinstance(headers, dict) else None
     return value if isinstance(value, str) and value else None
 
 
 def _headers_of(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     properties = payload.get("properties")
-    headers = properties.get("headers") if isinstance(properties, Mapping) else None
-    if not isinstance(headers, Mapping):
+    headers = properties.get("headers") if isinstance(properties, dict) else None
+    if not isinstance(headers, dict):
         headers = payload.get("headers")
-    return headers if isinstance(headers, Mapping) else {}
+    return headers if isinstance(headers, dict) else {}
 
 
 def _death_time_ms(value: Any) -> int | None:
@@ -95,6 +95,7 @@ def _death_time_ms(value: Any) -> int | None:
 class _Record:
     __slots__ = (
         "deaths",
+        "described",
         "disagreement",
         "dropped",
         "exchange",
@@ -118,6 +119,7 @@ class _Record:
         self.queued: set[tuple[str, int]] = set()  # (queue, generation): one ``queued`` per queue per routing
         self.deaths: set[tuple[Any, ...]] = set()  # the x-death entries already shown
         self.gen = 0  # how many times it was dead-lettered (each one routes it anew)
+        self.described = False  # exchange, key and properties known (from the publish, or a first copy)
         self.disagreement: dict[str, Any] | None = None  # the verifier found the broker routed it otherwise
 
     def find(self, stage: str, **match: Any) -> dict[str, Any] | None:
@@ -162,7 +164,7 @@ class MessageTimeline:
     def observe(self, name: str, payload: Any) -> None:
         """One event as the hub sends it (a ``batch`` is unpacked by the caller); others are ignored."""
         handler = self._handlers.get(name)
-        if handler is None or not isinstance(payload, Mapping | list):
+        if handler is None or not isinstance(payload, dict | list):
             return
         with self._lock:
             handler(payload)  # type: ignore[arg-type]
@@ -212,14 +214,17 @@ class MessageTimeline:
         return round(self.clock() * 1000)
 
     def _describe(self, record: _Record, payload: Mapping[str, Any]) -> None:
+        if record.described:
+            return
+        record.described = True
         if record.exchange is None and isinstance(payload.get("exchange"), str):
             record.exchange = payload["exchange"]
         if record.routing_key is None and isinstance(payload.get("routing_key"), str):
             record.routing_key = payload["routing_key"]
-        if not record.properties and isinstance(payload.get("properties"), Mapping):
+        if not record.properties and isinstance(payload.get("properties"), dict):
             props = dict(payload["properties"])
             headers = props.get("headers")
-            if isinstance(headers, Mapping):
+            if isinstance(headers, dict):
                 headers = {k: v for k, v in headers.items() if not str(k).startswith("x-rabbitlens-")}
                 if headers:
                     props["headers"] = headers
@@ -239,7 +244,7 @@ class MessageTimeline:
     def _deaths(self, record: _Record, payload: Mapping[str, Any], at: int | None) -> None:
         """The dead-lettering an ``x-death`` header tells of (newest entry first), shown once each."""
         deaths = _headers_of(payload).get("x-death")
-        if not isinstance(deaths, list) or not deaths or not isinstance(deaths[0], Mapping):
+        if not isinstance(deaths, list) or not deaths or not isinstance(deaths[0], dict):
             return
         death = deaths[0]
         reason = _text(death.get("reason"))
@@ -276,6 +281,7 @@ class MessageTimeline:
         assert record is not None
         record.exchange, record.routing_key = None, None
         record.properties = {}
+        record.described = False
         self._describe(record, payload)
         now = self._now()
         at = _ms(payload.get("time"))
@@ -293,10 +299,11 @@ class MessageTimeline:
                 )
         elif payload.get("confirmed") is False:
             self._add(record, "nacked", max(now, at or now))
-        latest = max(s["at"] for s in record.stages if s["stage"] in BEFORE_DEATH)
-        for entry in record.stages:  # a dead-lettering seen before this event (x-death has second precision)
-            if entry["stage"] in ("expired", "dead_lettered"):
-                entry["at"] = max(entry["at"], latest)
+        if record.deaths:  # a dead-lettering seen before this event (x-death has second precision)
+            latest = max(s["at"] for s in record.stages if s["stage"] in BEFORE_DEATH)
+            for entry in record.stages:
+                if entry["stage"] in ("expired", "dead_lettered"):
+                    entry["at"] = max(entry["at"], latest)
 
     def _prediction(self, payload: Mapping[str, Any]) -> None:
         """``{"id", "matches": [RouteResult match dicts], "topology_version", "at"}`` (one ``routed`` each)."""
@@ -309,7 +316,7 @@ class MessageTimeline:
         published = record.find("published")
         at = published["at"] if published else _ms(payload.get("at"))
         for match in matches:
-            if not isinstance(match, Mapping):
+            if not isinstance(match, dict):
                 continue
             self._add(
                 record,
@@ -410,7 +417,7 @@ class MessageTimeline:
             self._tap_queues = {
                 t["id"]: t["queue"]
                 for t in payload
-                if isinstance(t, Mapping) and isinstance(t.get("id"), str) and isinstance(t.get("queue"), str)
+                if isinstance(t, dict) and isinstance(t.get("id"), str) and isinstance(t.get("queue"), str)
             }
 
     def _tap(self, payload: Mapping[str, Any]) -> None:

@@ -46,7 +46,7 @@ class MessagesService:
         self.timeline = MessageTimeline(lab.settings.messages_kept)
         self.verifier = RouteVerifier(self.predict)
         self.skipped = 0  # traced publishes not verified: the queue was full
-        self._routes: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._routes: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
         self._pending: deque[dict[str, Any]] = deque()
         self._wake = threading.Event()
         self._stopping = False
@@ -57,9 +57,9 @@ class MessagesService:
         """Every event the hub sends: to the timeline, a prediction for each publish, traced publishes to verify."""
         try:
             self.timeline.observe(name, payload)
-            if name == "published" and isinstance(payload, Mapping) and payload.get("id"):
+            if name == "published" and isinstance(payload, dict) and payload.get("id"):
                 self._explain(payload)
-            elif name == "trace" and isinstance(payload, Mapping) and payload.get("kind") == "publish":
+            elif name == "trace" and isinstance(payload, dict) and payload.get("kind") == "publish":
                 self._queue_check(payload)
         except Exception:
             log.exception("the message timeline failed on %s", name)
@@ -72,7 +72,7 @@ class MessagesService:
 
     def _route(self, exchange: str, routing_key: str, headers: Mapping[str, Any]) -> dict[str, Any] | None:
         """The engine's matches with their explanations, kept a second per message shape (a burst shares one)."""
-        key = json.dumps([exchange, routing_key, headers], sort_keys=True, default=str)
+        key = (exchange, routing_key, json.dumps(headers, sort_keys=True, default=str) if headers else "")
         now = time.monotonic()
         known = self._routes.get(key)
         if known is not None and now - known[0] < PREDICTION_CACHE_S:
