@@ -36,6 +36,7 @@ AREA = "messages"
 PREDICTION_CACHE_S = 1.0
 PREDICTION_CACHE_SIZE = 256
 VERIFY_QUEUE = 10_000
+VERIFIED_FIELDS = ("kind", "exchange", "routing_key", "routed_queues", "headers", "time", "connection", "user")
 
 
 class MessagesService:
@@ -50,7 +51,7 @@ class MessagesService:
         self._pending: deque[dict[str, Any]] = deque()
         self._wake = threading.Event()
         self._stopping = False
-        self._worker: Any = None
+        self._worker_started = False
 
     # ----------------------------------------------------------------- the tee
     def observe(self, name: str, payload: Any) -> None:
@@ -117,9 +118,10 @@ class MessagesService:
         if len(self._pending) >= VERIFY_QUEUE:
             self.skipped += 1
             return
-        self._pending.append(dict(event))
-        if self._worker is None and not self._stopping:
-            self._worker = self.lab.hub.socketio.start_background_task(self._verify_loop)
+        self._pending.append({k: event.get(k) for k in VERIFIED_FIELDS})  # not the body: bounded memory
+        if not self._worker_started and not self._stopping:
+            self._worker_started = True
+            self.lab.hub.socketio.start_background_task(self._verify_loop)
         self._wake.set()
 
     def _verify_loop(self) -> None:
