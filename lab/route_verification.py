@@ -57,7 +57,7 @@ class RouteVerifier:
             return None
         exchange = event.get("exchange") if isinstance(event.get("exchange"), str) else ""
         routing_key = event.get("routing_key") if isinstance(event.get("routing_key"), str) else ""
-        headers = event.get("headers") if isinstance(event.get("headers"), Mapping) else {}
+        headers = _headers(event)
         broker = _queues(event["routed_queues"])
         first = self._predict(exchange, routing_key, headers, fresh=False)
         if first is None:
@@ -132,6 +132,16 @@ class RouteVerifier:
 
 def _epoch_ms(seconds: Any) -> int | None:
     return round(seconds * 1000) if isinstance(seconds, int | float) and not isinstance(seconds, bool) else None
+
+
+def _headers(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The message's headers: the trace's flat ``headers``, or those of its ``properties`` (the one message shape)."""
+    headers = event.get("headers")
+    if isinstance(headers, Mapping):
+        return headers
+    properties = event.get("properties")
+    headers = properties.get("headers") if isinstance(properties, Mapping) else None
+    return headers if isinstance(headers, Mapping) else {}
 
 
 def _lab_id(headers: Mapping[str, Any]) -> str | None:

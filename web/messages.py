@@ -36,7 +36,17 @@ AREA = "messages"
 PREDICTION_CACHE_S = 1.0
 PREDICTION_CACHE_SIZE = 256
 VERIFY_QUEUE = 10_000
-VERIFIED_FIELDS = ("kind", "exchange", "routing_key", "routed_queues", "headers", "time", "connection", "user")
+VERIFIED_FIELDS = (
+    "kind",
+    "exchange",
+    "routing_key",
+    "routed_queues",
+    "headers",
+    "properties",
+    "time",
+    "connection",
+    "user",
+)
 
 
 class MessagesService:

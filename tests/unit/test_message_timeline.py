@@ -382,3 +382,22 @@ def test_any_event_stream_stays_bounded_and_in_order(stream):
         # nothing invented: a queued stage only where the broker's routing, a delivery or a tap named the queue
         sources = {s["source"] for s in found["stages"] if s["stage"] == "queued"}
         assert sources <= {"trace", "delivery", "tap"}
+
+
+def test_trace_events_in_the_one_message_shape():
+    book = timeline()
+    death = {"count": 1, "reason": "maxlen", "queue": "short"}
+    trace = {
+        "kind": "publish",
+        "id": "m-1",
+        "exchange": "dlx",
+        "routing_key": "k",
+        "routed_queues": ["dlq"],
+        "properties": {"headers": {"x-rabbitlens-id": "m-1", "x-death": [death]}},
+        "body": {"kind": "text", "text": "hi"},
+        "time": 1000.2,
+    }
+    book.observe("trace", trace)
+    book.observe("trace", {**trace, "kind": "deliver", "queue": "dlq", "routed_queues": []})
+    assert stages(book) == ["dead_lettered", "queued", "delivered"]
+    assert book.get("m-1")["stages"][0]["reason"] == "maxlen"

@@ -51,6 +51,16 @@ def test_agreement_is_counted_and_the_engine_is_asked_with_the_publish():
     assert verifier.summary()["checked"] == 1 and verifier.summary()["agreed"] == 1
 
 
+def test_the_headers_of_the_one_message_shape_are_read_from_its_properties():
+    engine = Engine(["q"])
+    verifier = RouteVerifier(engine)
+    event = publish(["q"])
+    del event["headers"]
+    event["properties"] = {"headers": {"format": "pdf", "x-rabbitlens-id": "m-2"}, "priority": 1}
+    assert verifier.check(event) is None
+    assert engine.calls[0][2] == {"format": "pdf", "x-rabbitlens-id": "m-2"}
+
+
 def test_deliveries_are_not_checked():
     verifier = RouteVerifier(Engine(["q"]))
     assert verifier.check({"kind": "deliver", "queue": "q", "routed_queues": []}) is None
