@@ -26,7 +26,8 @@ MAX_STAGES = 100
 # Of a message's stages past MAX_STAGES, the first KEEP_FIRST stay (published, routed, confirmed...).
 KEEP_FIRST = 10
 
-# The order of stages that happen at the same millisecond (a tie in ``at``).
+# Every stage. At the same millisecond (a tie in ``at``), the publish comes first, then its routing, then what
+# the publisher heard (confirm, return); the rest keep the order the lab saw them in.
 STAGES = (
     "published",
     "routed",
@@ -42,7 +43,11 @@ STAGES = (
     "expired",
     "dead_lettered",
 )
-RANK = {name: i for i, name in enumerate(STAGES)}
+RANK = {name: min(i, 3) for i, name in enumerate(("published", "routed", "confirmed"))} | {
+    "nacked": 2,
+    "unroutable": 2,
+    "returned": 2,
+}
 BEFORE_DEATH = ("published", "routed", "confirmed")  # a dead-lettering is never shown before these
 DEATH_REASONS = ("rejected", "expired", "maxlen", "delivery_limit")
 
@@ -175,7 +180,7 @@ class MessageTimeline:
             record = self._messages.get(message_id)
             if record is None:
                 return None
-            stages = sorted(record.stages, key=lambda s: (s["at"], RANK[s["stage"]], s["_seq"]))
+            stages = sorted(record.stages, key=lambda s: (s["at"], RANK.get(s["stage"], 3), s["_seq"]))
             return {
                 "id": record.id,
                 "exchange": record.exchange,
@@ -398,11 +403,7 @@ class MessageTimeline:
             return
         stage = "requeued" if payload.get("requeue") else "rejected"
         at = _ms(payload.get("time"))
-        if stage == "rejected" and at is not None:  # seen after the dead-lettered copy: never before the reject
-            for entry in record.stages:
-                if entry["stage"] == "dead_lettered" and entry.get("from_queue") == payload.get("queue"):
-                    entry["at"] = max(entry["at"], at)
-        self._add(
+        entry = self._add(
             record,
             stage,
             at,
@@ -411,6 +412,28 @@ class MessageTimeline:
             delivery_tag=payload.get("delivery_tag"),
             kind=payload.get("kind"),
         )
+        if stage == "rejected":
+            self._before_its_dead_letter(record, entry)
+
+    @staticmethod
+    def _before_its_dead_letter(record: _Record, entry: dict[str, Any]) -> None:
+        """A reject seen after the dead-lettered copy it caused (another consumer's connection was quicker):
+        shown before that dead-lettering, which is never earlier than the reject."""
+        queue = entry.get("queue")
+        deaths = [
+            s
+            for s in record.stages
+            if s["stage"] == "dead_lettered" and s.get("from_queue") == queue and s.get("reason") == "rejected"
+        ]
+        if not deaths:
+            return
+        dead = deaths[-1]
+        since = deaths[-2]["_seq"] if len(deaths) > 1 else float("-inf")
+        rejects = (s for s in record.stages if s["stage"] == "rejected" and s is not entry and s.get("queue") == queue)
+        if any(since < s["_seq"] < dead["_seq"] for s in rejects):
+            return  # that dead-lettering has its reject already
+        dead["at"] = max(dead["at"], entry["at"])
+        entry["_seq"] = dead["_seq"] - 0.5
 
     def _taps(self, payload: Any) -> None:
         if isinstance(payload, list):
