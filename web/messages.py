@@ -146,6 +146,7 @@ class MessagesService:
                     log.exception("route verification failed")
                     continue
                 if disagreement is not None:
+                    log.info("route disagreement: %s", json.dumps(disagreement, default=str)[:2000])
                     self.timeline.observe("route_disagreement", disagreement)
                     self.lab.hub.publish("route_disagreement", disagreement)
 
