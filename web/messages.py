@@ -54,6 +54,8 @@ class MessagesService:
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
+        if lab.settings.messages_kept < 1:
+            raise ValueError(f"RABBITLENS_MESSAGES_KEPT must be at least 1 (it is {lab.settings.messages_kept})")
         self.timeline = MessageTimeline(lab.settings.messages_kept)
         self.verifier = RouteVerifier(self.predict)
         self.skipped = 0  # traced publishes not verified: the queue was full

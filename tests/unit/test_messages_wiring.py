@@ -115,3 +115,9 @@ def test_odd_payloads_never_raise(payload):
     svc, _hub, _topology = service()
     for name in ("published", "trace", "delivery", "taps", "ack"):
         svc.observe(name, payload)
+
+
+def test_a_kept_count_below_one_is_refused_by_its_setting_name():
+    lab = types.SimpleNamespace(settings=types.SimpleNamespace(messages_kept=0), services={}, hub=Hub())
+    with pytest.raises(ValueError, match="RABBITLENS_MESSAGES_KEPT"):
+        MessagesService(lab)
