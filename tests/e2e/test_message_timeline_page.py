@@ -48,7 +48,7 @@ def test_a_feed_row_opens_the_message_s_timeline(shared_lab, page, unique):
         delivered = timeline.locator("li[data-stage='delivered']").inner_text()
         assert consumer in delivered and queue in delivered  # the queue's markup shown as text
         assert panel.locator("#message-detail b").count() == 0
-        page.screenshot(path="/tmp/timeline.png", full_page=False)
+        panel.locator("#message-detail").screenshot(path="/tmp/timeline-detail.png")
         assert page.js_errors == []
     finally:
         if consumer:
