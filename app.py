@@ -20,7 +20,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO
 from rabbit.connection import BrokerLink
 from rabbit.management import ManagementClient
 from rabbit.urls import redact_url
-from web import health, pages, rpc, rpc_refused, spies, topology, traffic, watch
+from web import health, messages, pages, rpc, rpc_refused, spies, topology, traffic, watch
 from web.api import docs_bp
 from web.errors import register_error_handlers
 from web.lab import EXTENSION_KEY, Lab, install_log_redaction
@@ -70,6 +70,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_bp)
+    messages.init_app(app, lab)  # first: its tee on the hub sees every area's events
     for area in (topology, traffic, watch, rpc, spies, rpc_refused):
         area.init_app(app, lab)
 

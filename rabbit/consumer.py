@@ -239,7 +239,13 @@ class Consumer:
         if self.ack == "auto":
             return
         tag = method.delivery_tag
-        ack_event = {"consumer_id": self.id, "queue": self.queue, "delivery_tag": tag, "id": lab_id}
+        ack_event = {
+            "consumer_id": self.id,
+            "queue": self.queue,
+            "delivery_tag": tag,
+            "id": lab_id,
+            "time": time.time(),
+        }
         if self.on_message == "ack":
             channel.basic_ack(tag)
             self.acked += 1

@@ -56,6 +56,8 @@ class Settings:
     route_near_misses: int = 10
     # POST /api/route/matrix: most routing keys (rows) in one matrix.
     route_matrix_max_keys: int = 200
+    # GET /api/messages/<id>: the timelines of the last this many lab messages are kept (the oldest go first).
+    messages_kept: int = 10_000
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
