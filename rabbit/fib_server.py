@@ -33,7 +33,6 @@ blocking connection cap the call rate well below what the broker can do.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -46,7 +45,7 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.connection import abort_socket, connection_parameters, describe_error
+from rabbit.async_connection import AsyncConnection, ConnectionHooks
 from rabbit.errors import InvalidInput
 from rabbit.fib import DEFAULT_MAX_N, FibRequestError, answer
 from rabbit.urls import DEFAULT_AMQP_URL, redact_url
@@ -63,7 +62,7 @@ SETUP_TIMEOUT_S = 5.0  # queue declare + qos must be answered by then, or the se
 BACKOFF_MAX_S = 5.0
 
 
-class FibServer:
+class FibServer(ConnectionHooks):
     """One connection, one channel, one consumer on ``queue``; everything runs in the ioloop's thread."""
 
     def __init__(
@@ -120,46 +119,36 @@ class FibServer:
             "error": None,
             "started": time.time(),
         }
-        self._connection: pika.SelectConnection | None = None
+        self._runner = AsyncConnection(
+            amqp_url,
+            self,
+            name=f"fib-server {self.server_id}",
+            label=self.server_id,
+            heartbeat=20,
+            backoff_max=BACKOFF_MAX_S,
+        )
         self._channel: Any = None
         self._consumer_tag: str | None = None
         self._unacked: list[int] = []
         self._ack_scheduled = False
         self._busy_until = 0.0
-        self._backoff = 0.5
-        self._stopping = False
         self._setup_timer: Any = None
         self._last_printed: dict[str, Any] | None = None
         self._last_written: dict[str, Any] | None = None
         self._last_print_at = 0.0
 
     # ------------------------------------------------------------------ running
+    @property
+    def _connection(self) -> pika.SelectConnection | None:
+        return self._runner.connection
+
+    @property
+    def _stopping(self) -> bool:
+        return self._runner.should_stop
+
     def run(self) -> int:
         """Serve until stopped (SIGTERM/SIGINT or :meth:`request_stop`); reconnect with backoff if the broker goes."""
-        self._backoff = 0.5
-        while not self._stopping:
-            self._connection = pika.SelectConnection(
-                connection_parameters(self.amqp_url, f"fib-server {self.server_id}", heartbeat=20),
-                on_open_callback=self.on_connection_open,
-                on_open_error_callback=self.on_connection_open_error,
-                on_close_callback=self.on_connection_closed,
-            )
-            self._connection.ioloop.start()  # returns when the connection is closed for good
-            with contextlib.suppress(Exception):  # its own ioloop: free the poller and waker sockets
-                self._connection.ioloop.close()
-            self._connection = None
-            if self._stopping:
-                break
-            self.stats["reconnects"] += 1
-            self._set_state("reconnecting")
-            log.debug("%s: reconnecting in %.1fs", self.server_id, self._backoff)
-            deadline = time.monotonic() + self._backoff
-            while not self._stopping and time.monotonic() < deadline:
-                if self._parent_gone():
-                    log.warning("%s: the process that started me is gone: stopping", self.server_id)
-                    self._stopping = True
-                time.sleep(0.05)
-            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+        self._runner.run()
         failed = self.stats["state"] == "error"
         if not failed:
             self._set_state("stopped")
@@ -171,7 +160,7 @@ class FibServer:
         """Stop gracefully: stop consuming, finish and ack what is in hand, close. Safe from a signal handler."""
         conn = self._connection
         if conn is None:
-            self._stopping = True
+            self._runner.should_stop = True
             return
         conn.ioloop.add_callback_threadsafe(self._begin_stop)
 
@@ -181,29 +170,26 @@ class FibServer:
         connection.channel(on_open_callback=self.on_channel_open)
         self._tick()
 
-    def on_connection_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
-        reason = describe_error(error, self.amqp_url)
-        if reason != self.stats["error"]:  # one line per change, not one per attempt
-            log.warning(
-                "%s: cannot connect to %s: %s; next retry in %.1f s, then every %g s at most",
-                self.server_id,
-                redact_url(self.amqp_url),
-                reason,
-                self._backoff,
-                BACKOFF_MAX_S,
-            )
+    def on_connection_open_error(self, reason: str, error: BaseException) -> None:
         self.stats["error"] = reason
-        connection.ioloop.stop()
 
-    def on_connection_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
+    def on_connection_closed(self, reason: str, error: BaseException) -> None:
         self._channel = None
         self._unacked.clear()  # the broker requeues them: they will be redelivered
         self.stats["in_flight"] = 0
         if not self._stopping:
-            self.stats["error"] = describe_error(reason, self.amqp_url)
-            log.warning("%s: connection closed: %s", self.server_id, self.stats["error"])
+            self.stats["error"] = reason
         self._setup_timer = None  # timers die with their ioloop
-        connection.ioloop.stop()
+
+    def on_reconnecting(self, delay: float) -> None:
+        self.stats["reconnects"] += 1
+        self._set_state("reconnecting")
+        log.debug("%s: reconnecting in %.1fs", self.server_id, delay)
+
+    def on_retry_wait(self) -> None:
+        if self._parent_gone() and not self._stopping:
+            log.warning("%s: the process that started me is gone: stopping", self.server_id)
+            self._runner.should_stop = True
 
     def on_channel_open(self, channel: Any, step: str = "check") -> None:
         self._channel = channel
@@ -230,10 +216,10 @@ class FibServer:
             f"the broker did not answer the declare of queue {self.queue!r} within {SETUP_TIMEOUT_S:g} s: giving up"
         )
         log.error("%s: %s", self.server_id, self.stats["error"])
-        self._stopping = True
+        self._runner.should_stop = True
         self._set_state("error")
         # Not conn.close(): pika would first close the channel, and that Close waits behind the unanswered declare.
-        if not abort_socket(self._connection) and self._connection is not None:
+        if not self._runner.abort() and self._connection is not None:
             self._connection.ioloop.stop()
 
     def _queue_flags(self) -> tuple[bool, dict[str, Any]]:
@@ -304,7 +290,7 @@ class FibServer:
             self.queue, self.on_request, auto_ack=False, consumer_tag=f"{self.server_id}-{time.monotonic_ns()}"
         )
         self.stats["error"] = None
-        self._backoff = 0.5  # connected and consuming: a later drop starts the backoff over
+        self._runner.mark_ready()  # connected and consuming: a later drop starts the backoff over
         self._set_state("serving")
         log.info("%s: awaiting RPC requests on %s (prefetch %d)", self.server_id, self.queue, self.prefetch)
 
@@ -387,7 +373,7 @@ class FibServer:
     def _begin_stop(self) -> None:
         if self._stopping:
             return
-        self._stopping = True
+        self._runner.should_stop = True
         self._set_state("stopping")
         log.info("%s: stopping (finishing %d in hand)", self.server_id, self.stats["in_flight"])
         if self._channel is not None and self._channel.is_open and self._consumer_tag:
@@ -399,11 +385,7 @@ class FibServer:
             self._connection.ioloop.call_later(10.0, self._close)  # do not hang on a stuck request
 
     def _close(self) -> None:
-        conn = self._connection
-        if conn is not None and conn.is_open:
-            conn.close()
-        elif conn is not None:
-            conn.ioloop.stop()
+        self._runner.close()
 
     # ------------------------------------------------------------------ stats
     def _set_state(self, state: str) -> None:

@@ -34,10 +34,11 @@ from typing import Any
 
 import pika
 
-from rabbit.connection import STUCK_AFTER_S, abort_socket, connection_parameters, describe_error, register_owner
+from rabbit.async_connection import AsyncConnection, ConnectionHooks
 from rabbit.correlation import ANSWERED, PendingCalls
 from rabbit.errors import BrokerUnavailable, LabError
 from rabbit.fib import fib
+from rabbit.owners import STUCK_AFTER_S, register_owner
 from rabbit.urls import redact_url
 from rabbit.validation import check_name
 
@@ -233,7 +234,7 @@ class _Burst:
         }
 
 
-class RpcClient:
+class RpcClient(ConnectionHooks):
     """A correlating RPC client on its own connection. Thread-safe public methods; pika stays in the owner."""
 
     def __init__(
@@ -251,15 +252,17 @@ class RpcClient:
         self.amqp_url = amqp_url
         self.name = name
         self._on_event = on_event
-        self._heartbeat = heartbeat
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
+        self._runner = AsyncConnection(
+            amqp_url,
+            self,
+            name=name,
+            heartbeat=heartbeat,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+        )
         self._book = PendingCalls()
         self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
         self._ready = threading.Event()
-        self._wake = threading.Event()
-        self._conn: pika.SelectConnection | None = None
         self._channel: Any = None
         self._probe_channel: Any = None
         self._probes: deque[tuple[str, Callable[[int | None, str | None], None]]] = deque()
@@ -274,7 +277,6 @@ class RpcClient:
         self._timer_at: float | None = None
         self._burst_seq = 0
         self._running: dict[str, _Burst] = {}
-        self._was_ready = False
         self.orphans = 0
         self._status: dict[str, Any] = {
             "state": "connecting",
@@ -310,6 +312,10 @@ class RpcClient:
     def callback_queue(self) -> str | None:
         return self._callback_queue
 
+    @property
+    def _conn(self) -> pika.SelectConnection | None:
+        return self._runner.connection
+
     def start(self) -> RpcClient:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"rpc-client:{self.name}", daemon=True)
@@ -320,12 +326,7 @@ class RpcClient:
         return self._ready.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(Exception):  # already closing
-                conn.ioloop.add_callback_threadsafe(self._close_connection)
+        self._runner.stop()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -469,35 +470,7 @@ class RpcClient:
 
     # ================================================================== owner: connection
     def _run(self) -> None:
-        backoff = self._backoff_initial
-        while not self._stopping.is_set():
-            conn = pika.SelectConnection(
-                connection_parameters(self.amqp_url, self.name, heartbeat=self._heartbeat),
-                on_open_callback=self._on_connection_open,
-                on_open_error_callback=self._on_connection_open_error,
-                on_close_callback=self._on_connection_closed,
-            )
-            self._conn = conn
-            try:
-                conn.ioloop.start()
-            except Exception:
-                log.exception("%s: ioloop failed", self.name)
-                abort_socket(conn)  # never leave the old connection open behind the new one
-            finally:  # each SelectConnection has its own ioloop (poller + waker sockets): free it
-                with contextlib.suppress(Exception):
-                    conn.ioloop.close()
-            self._conn = None
-            self._ready.clear()
-            self._fail_everything()
-            if self._stopping.is_set():
-                break
-            if self._was_ready:  # it worked before this drop: start the backoff over
-                backoff = self._backoff_initial
-                self._was_ready = False
-            self._set_status(state="reconnecting", callback_queue=None)
-            self._status["reconnects"] += 1
-            self._wake.wait(backoff)
-            backoff = min(backoff * 2, self._backoff_max)
+        self._runner.run()
         self._set_status(state="stopped", callback_queue=None, error=None)
 
     def _set_status(self, **changes: Any) -> None:
@@ -506,38 +479,26 @@ class RpcClient:
         if self._status != before:
             self._emit("rpc_client_status", self.status)
 
-    def _on_connection_open(self, conn: pika.SelectConnection) -> None:
-        conn.channel(on_open_callback=self._on_channel_open)
-        conn.channel(on_open_callback=self._on_probe_channel_open)
+    def on_connection_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+        connection.channel(on_open_callback=self._on_probe_channel_open)
 
-    def _on_connection_open_error(self, conn: pika.SelectConnection, error: BaseException) -> None:
-        reason = describe_error(error, self.amqp_url)
-        if reason != self._status.get("error"):  # one line per change, not one per attempt
-            log.warning(
-                "%s: cannot connect to %s: %s; retrying every %g s at most",
-                self.name,
-                self._status["url"],
-                reason,
-                self._backoff_max,
-            )
+    def on_connection_open_error(self, reason: str, error: BaseException) -> None:
         self._set_status(state="down", error=reason)
-        conn.ioloop.stop()
 
-    def _on_connection_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
+    def on_connection_closed(self, reason: str, error: BaseException) -> None:
         self._ready.clear()
         self._channel = self._probe_channel = None
-        if not self._stopping.is_set():
-            text = describe_error(reason, self.amqp_url)
-            log.warning("%s: connection closed: %s", self.name, text)
-            self._set_status(state="down", error=text)
-        conn.ioloop.stop()
+        if not self._runner.should_stop:
+            self._set_status(state="down", error=reason)
 
-    def _close_connection(self) -> None:
-        conn = self._conn
-        if conn is not None and conn.is_open:
-            conn.close()
-        elif conn is not None and not conn.is_closing:
-            conn.ioloop.stop()
+    def on_closed(self) -> None:
+        self._ready.clear()
+        self._fail_everything()
+
+    def on_reconnecting(self, delay: float) -> None:
+        self._set_status(state="reconnecting", callback_queue=None)
+        self._status["reconnects"] += 1
 
     def _on_channel_open(self, channel: Any) -> None:
         self._channel = channel
@@ -552,7 +513,7 @@ class RpcClient:
 
     def _on_consuming(self, _frame: Any) -> None:
         self._ready.set()
-        self._was_ready = True
+        self._runner.mark_ready()
         self._set_status(state="connected", callback_queue=self._callback_queue, error=None)
         log.info("%s: ready (callback queue %s)", self.name, self._callback_queue)
 
@@ -561,7 +522,7 @@ class RpcClient:
             return
         self._channel = None
         self._ready.clear()
-        if self._stopping.is_set() or self._conn is None or not self._conn.is_open:
+        if self._runner.should_stop or self._conn is None or not self._conn.is_open:
             return
         # A channel error (a publish to a forbidden exchange, say) ends the calls on it; start over on a new one.
         log.warning("%s: reply channel closed: %s", self.name, reason)
@@ -582,7 +543,7 @@ class RpcClient:
             self._probe_done()
             code = getattr(reason, "reply_code", 0)
             on_count(None, None if code == 404 else f"queue check failed: {reason}")
-        if self._conn is not None and self._conn.is_open and not self._stopping.is_set():
+        if self._conn is not None and self._conn.is_open and not self._runner.should_stop:
             self._conn.channel(on_open_callback=self._on_probe_channel_open)
 
     # ================================================================== owner: probes
@@ -646,7 +607,7 @@ class RpcClient:
         with contextlib.suppress(Exception):  # queued behind the unanswered declare: it may never go out
             channel.close()
         on_count(None, f"the broker did not answer the check of queue {queue!r} within {self._probe_timeout:g} s")
-        if self._conn is not None and self._conn.is_open and not self._stopping.is_set():
+        if self._conn is not None and self._conn.is_open and not self._runner.should_stop:
             self._conn.channel(on_open_callback=self._on_probe_channel_open)
 
     def _on_probe_answer(self, frame: Any) -> None:
