@@ -84,13 +84,13 @@ class Burst:
             "cancelled_calls": self.cancelled_calls,
         }
 
+    def _with_settings(self) -> dict[str, Any]:
+        return {**self.progress(), "queue": self.queue, "reply_mode": self.reply_mode, "concurrency": self.concurrency}
+
     def describe(self) -> dict[str, Any]:
         """What ``GET /api/rpc/bursts`` lists of a running burst."""
         return {
-            **self.progress(),
-            "queue": self.queue,
-            "reply_mode": self.reply_mode,
-            "concurrency": self.concurrency,
+            **self._with_settings(),
             "timeout_s": self.timeout_s,
             "max_s": self.max_s,
             "expire": self.expire,
@@ -99,10 +99,7 @@ class Burst:
 
     def summary(self) -> dict[str, Any]:
         return {
-            **self.progress(),
-            "queue": self.queue,
-            "reply_mode": self.reply_mode,
-            "concurrency": self.concurrency,
+            **self._with_settings(),
             "consumers": self.consumers,
             "broker_down": self.broker_down,
             **latency_summary(self.latencies),
