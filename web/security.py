@@ -323,6 +323,16 @@ def init_security(app: Flask, settings: Settings) -> None:
             fetch_site = request.headers.get("Sec-Fetch-Site")
             if fetch_site is not None and fetch_site not in ("same-origin", "none"):
                 return _error(403, "FORBIDDEN_ORIGIN", f"requests from a {fetch_site} page are not accepted")
+            # A form post from another site (urlencoded, multipart, text/plain) needs no preflight, bodyless or not
+            # (a purge): only JSON, or no Content-Type at all, is taken.
+            content_type = request.headers.get("Content-Type")
+            if request.path.startswith("/api/") and content_type is not None and request.mimetype != "application/json":
+                shown = ascii(request.mimetype or content_type[:100])
+                return _error(
+                    415,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    f"send state-changing requests with Content-Type: application/json or none (not {shown})",
+                )
         if request.path.startswith("/api/") and request.path not in OPEN_PATHS:
             try:
                 authorized = is_authorized(settings)
