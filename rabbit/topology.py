@@ -98,6 +98,22 @@ def queue_record(
     }
 
 
+MIRRORING_REMOVED = "classic mirrored queues were removed in RabbitMQ 4.0: use a quorum queue"
+
+
+def _mirroring(queue: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"mirrored": ...}`` for a queue a policy mirrors (``ha-mode`` in its effective policy), else nothing:
+    what it asks for and that RabbitMQ 4.0 no longer does it."""
+    definition = queue.get("effective_policy_definition")
+    if not isinstance(definition, Mapping) or "ha-mode" not in definition:
+        return {}
+    mode = definition.get("ha-mode")
+    params = definition.get("ha-params")
+    asked = f"ha-mode {mode}" + (f" {params}" if params is not None else "")
+    policy = queue.get("policy")
+    return {"mirrored": f"policy '{policy}' asks for {asked}: {MIRRORING_REMOVED}" if policy else MIRRORING_REMOVED}
+
+
 def binding_record(
     source: str,
     destination: str,
@@ -194,6 +210,7 @@ def from_management(
                 messages=q.get("messages") or 0,
                 consumers=q.get("consumers") or 0,
             )
+            | _mirroring(q)
             for q in queues
         ),
         (
@@ -546,7 +563,8 @@ class Topology:
             f"/api/exchanges/{vhost}", columns="name,type,durable,auto_delete,internal,arguments"
         )
         queues = self.management.get(
-            f"/api/queues/{vhost}", columns="name,durable,exclusive,auto_delete,arguments,messages,consumers"
+            f"/api/queues/{vhost}",
+            columns="name,durable,exclusive,auto_delete,arguments,messages,consumers,policy,effective_policy_definition",
         )
         bindings = self.management.get(f"/api/bindings/{vhost}")
         return from_management(exchanges or [], queues or [], bindings or [])
