@@ -312,6 +312,11 @@ def init_security(app: Flask, settings: Settings) -> None:
     app.session_interface = LabSessionInterface()
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.session_hours)
     app.wsgi_app = HostCheckMiddleware(app.wsgi_app, policy)  # type: ignore[method-assign]
+    if settings.trust_proxy > 0:  # outermost: the Host check, the Origin check and is_secure see what it forwards
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trust_proxy
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     @app.before_request
     def guard() -> tuple[Response, int] | None:

@@ -324,6 +324,25 @@ def test_the_session_cookie_is_secure_over_https(broker_url):
         app.extensions["rabbitlens"].shutdown()
 
 
+def test_behind_a_trusted_tls_proxy_the_session_cookie_is_secure(broker_url):
+    from app import create_app
+
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "localhost"}
+    for trust_proxy, secure in ((0, False), (1, True)):
+        app = create_app(
+            {"amqp_url": broker_url, "token": TOKEN, "async_mode": "threading", "trust_proxy": trust_proxy}
+        )
+        try:
+            client = app.test_client()
+            response = client.post(
+                "/api/session", json={"token": TOKEN}, base_url="http://127.0.0.1", headers=forwarded
+            )
+            assert response.status_code == 200, response.text
+            assert ("Secure" in response.headers["Set-Cookie"]) is secure, (trust_proxy, response.headers["Set-Cookie"])
+        finally:
+            app.extensions["rabbitlens"].shutdown()
+
+
 def test_repeated_wrong_tokens_are_slowed_down(locked_lab):
     browser = requests.Session()
     url = locked_lab.base_url + "/api/session"
