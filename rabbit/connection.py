@@ -34,7 +34,7 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
-from rabbit.errors import BrokerError, BrokerUnavailable
+from rabbit.errors import BrokerBlocked, BrokerError, BrokerUnavailable
 from rabbit.owners import (
     CONNECTION_LOST,
     STUCK_AFTER_S,
@@ -74,6 +74,8 @@ CONNECTING = "connecting"
 RECONNECTING = "reconnecting"
 DOWN = "down"
 STOPPED = "stopped"
+
+BLOCKED_CONNECTION_TIMEOUT_S = 30.0  # pika closes a connection blocked longer than this
 
 
 class _Owner:
@@ -117,7 +119,7 @@ class BrokerLink:
         self._pump_interval = pump_interval
         self._stuck_after = stuck_after
         params = connection_parameters(url, name, heartbeat=heartbeat)
-        params.blocked_connection_timeout = 30
+        params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
         self._params = params
         # (fn, future, monotonic time handed in)
         self._jobs: deque[tuple[Callable[[BlockingChannel], Any], Future, float]] = deque()
@@ -168,6 +170,8 @@ class BrokerLink:
             oldest = self._jobs[0][2] if self._jobs else None
         ages = [now - t for t in (busy, oldest) if t is not None]
         age = max(ages, default=0.0)
+        if self._status["blocked"]:  # waiting for the broker's alarm to clear, not stuck (health says blocked)
+            return None
         return age if age > self._stuck_after else None
 
     @property
@@ -229,6 +233,8 @@ class BrokerLink:
 
         A job not done within ``timeout`` raises :class:`BrokerUnavailable` *and* replaces the owner (see
         :meth:`recover`): whatever held it, the next call gets a fresh connection instead of waiting behind it.
+        While the broker blocks the connection (a memory or disk alarm) the wait is the alarm's, not a stuck
+        owner's: it raises :class:`BrokerBlocked` with the reason and keeps the connection.
         """
         owner = self._owner
         if threading.get_ident() == owner.ident:
@@ -250,6 +256,14 @@ class BrokerLink:
             return future.result(timeout)
         except FutureTimeout as exc:
             future.cancel()
+            blocked = self._status["blocked"]
+            if blocked:
+                # The owner waits for an alarm to clear (a publish that met it waits for its confirm; pika gives
+                # up after blocked_connection_timeout): not stuck, so the connection stays and that message may
+                # still go out. ``pending`` is the job, for whoever wants its outcome once it ends.
+                error = BrokerBlocked(f"{blocked}; the broker did not answer within {timeout:g} s")
+                error.pending = future
+                raise error from exc
             reason = f"the broker did not answer within {timeout:g} s"
             self.recover(reason, owner)
             raise BrokerUnavailable(

@@ -29,6 +29,9 @@ class Settings:
     # Host names the lab is also served as (comma-separated; "*" for any), besides IP addresses, loopback names,
     # the bound address and this machine's name: any other Host header is refused (DNS rebinding).
     allowed_hosts: str = ""
+    # Proxies in front of the lab (0: none) whose X-Forwarded-Proto/-Host/-For it trusts, e.g. one that
+    # terminates TLS: the session cookie is then marked Secure, and Host and Origin checks see the public name.
+    trust_proxy: int = 0
     # How long the session cookie keeps a given token.
     session_hours: float = 12.0
     # Wrong tokens from one address before each further try waits 1, 2, 4 ... up to token_backoff_max_s.
