@@ -8,6 +8,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY app.py ./
+COPY lab ./lab
 COPY rabbit ./rabbit
 COPY web ./web
 COPY templates ./templates

@@ -20,13 +20,16 @@ from flask_socketio import ConnectionRefusedError, SocketIO
 from lab.broker import BrokerService
 from lab.container import Lab
 from lab.events import EventSink, Spawn
+from lab.limits import Slots
+from lab.message_service import MessageService
 from lab.rpc import RpcService
 from lab.settings import Settings, is_loopback
+from lab.spies import SpyService
 from lab.topology import TopologyService
 from lab.traffic import TrafficService
 from lab.watch import WatchService
 from rabbit.urls import redact_url
-from web import health, pages, rpc, topology, traffic, watch
+from web import health, messages, pages, rpc, rpc_refused, spies, topology, traffic, watch
 from web.api import docs_bp
 from web.errors import register_error_handlers
 from web.lab import EXTENSION_KEY, HUB_KEY, install_log_redaction
@@ -44,15 +47,47 @@ def build_lab(settings: Settings, events: EventSink, spawn: Spawn) -> Lab:
     topology  declares, routes, the live feed         <- the main link, the management API, watch's tap bindings
     traffic   publishes, consumers, predictions       <- topology (predictions), broker (blocked status)
     rpc       client, fib servers, inspector          <- watch (the firehose the inspector reads)
+    spies     shadow queues mirroring a queue's bindings <- topology (bindings, its feed); predictions and the
+              trace count their queues as the lab's (watch, topology)
+    messages  each message's timeline, route verification <- topology (explanations), watch (trace state); it
+              sees every event through the web layer's tee on the live hub
     """
     broker = BrokerService(settings, events)
     watch = WatchService(settings, events, link=broker.link, management=broker.management)
     topology = TopologyService(
-        settings, events, link=broker.link, management=broker.management, lab_bindings=watch.tap_bindings
+        settings,
+        events,
+        link=broker.link,
+        management=broker.management,
+        lab_bindings=lambda: watch.tap_bindings() + spies.lab_bindings(),  # spies: bound below, before any call
     )
     traffic = TrafficService(settings, events, broker=broker, topology=topology, spawn=spawn)
     rpc = RpcService(settings, events, watch=watch, spawn=spawn)
-    return Lab(settings=settings, broker=broker, watch=watch, topology=topology, traffic=traffic, rpc=rpc)
+    spies = SpyService(
+        settings.amqp_url,
+        topology.topology,
+        Slots(
+            settings.max_spies,
+            "at most {limit} spies at a time (RABBITLENS_MAX_SPIES): delete one first",
+            code="PRECONDITION_FAILED",
+        ),
+        on_event=events.stream,
+        on_list=lambda listing: events.emit("spies", listing),
+        timeout=settings.broker_timeout_s,
+    )
+    topology.listeners.append(spies.refresh)
+    watch.owns_elsewhere = spies.owns
+    messages = MessageService(settings, events, topology=topology, watch=watch, spawn=spawn)
+    return Lab(
+        settings=settings,
+        broker=broker,
+        watch=watch,
+        topology=topology,
+        traffic=traffic,
+        rpc=rpc,
+        spies=spies,
+        messages=messages,
+    )
 
 
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
@@ -88,7 +123,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_bp)
-    for area in (topology, traffic, watch, rpc):  # also the order in which a new page gets each area's state
+    messages.init_app(app, lab, hub)  # first: its tee on the hub sees every area's events
+    for area in (topology, traffic, watch, rpc, spies, rpc_refused):  # also the order a new page gets their state
         area.init_app(app, lab, hub)
 
     @socketio.on("connect")

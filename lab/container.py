@@ -6,8 +6,10 @@ import logging
 from dataclasses import dataclass
 
 from lab.broker import BrokerService
+from lab.message_service import MessageService
 from lab.rpc import RpcService
 from lab.settings import Settings
+from lab.spies import SpyService
 from lab.topology import TopologyService
 from lab.traffic import TrafficService
 from lab.watch import WatchService
@@ -24,6 +26,8 @@ class Lab:
     topology: TopologyService
     traffic: TrafficService
     rpc: RpcService
+    spies: SpyService
+    messages: MessageService
     _stopped: bool = False
 
     def start(self) -> None:
@@ -38,12 +42,13 @@ class Lab:
         return [s for s in (url_password(self.settings.amqp_url), url_password(self.settings.management_url)) if s]
 
     def shutdown(self) -> None:
-        """Stop the areas (rpc, watch, traffic, topology: newest first) and close the main link; a second call does
-        nothing."""
+        """Stop the areas (messages, spies, rpc, watch, traffic, topology: newest first) and close the main link; a
+        second call does nothing."""
         if self._stopped:
             return
         self._stopped = True
-        for stop in (self.rpc.stop, self.watch.stop, self.traffic.stop, self.topology.stop):
+        stops = (self.messages.stop, self.spies.stop, self.rpc.stop, self.watch.stop, self.traffic.stop)
+        for stop in (*stops, self.topology.stop):
             try:
                 stop()
             except Exception:

@@ -41,7 +41,12 @@ class RpcService:
         self.spawn = spawn
         self.timeline: deque[tuple[str, dict[str, Any]]] = deque(maxlen=200)
         self.client = RpcClient(settings.amqp_url, on_event=self._on_client_event, name="rabbitlens-rpc")
-        self.servers = ServerPool(settings.amqp_url, on_event=events.emit, max_servers=settings.rpc_max_servers)
+        self.servers = ServerPool(
+            settings.amqp_url,
+            on_event=events.emit,
+            max_servers=settings.rpc_max_servers,
+            keep_ended=settings.rpc_kept_servers,
+        )
         self.inspector = RpcInspector()
         self._inspector_lock = threading.Lock()
         self.burst_slots = Slots(
@@ -73,6 +78,11 @@ class RpcService:
         if name in TIMELINE_EVENTS:
             self.timeline.append((name, payload))
         self.events.stream(name, payload)
+
+    def record_refused(self, payload: dict[str, Any]) -> None:
+        """A call refused before anything was sent: in the timeline and the round-trip list, with its reason."""
+        self.timeline.append(("rpc_refused", payload))
+        self.events.stream("rpc_refused", payload)
 
     def _on_trace(self, event: dict[str, Any]) -> None:
         with self._inspector_lock:

@@ -29,6 +29,9 @@ class Settings:
     # Host names the lab is also served as (comma-separated; "*" for any), besides IP addresses, loopback names,
     # the bound address and this machine's name: any other Host header is refused (DNS rebinding).
     allowed_hosts: str = ""
+    # Proxies in front of the lab (0: none) whose X-Forwarded-Proto/-Host/-For it trusts, e.g. one that
+    # terminates TLS: the session cookie is then marked Secure, and Host and Origin checks see the public name.
+    trust_proxy: int = 0
     # How long the session cookie keeps a given token.
     session_hours: float = 12.0
     # Wrong tokens from one address before each further try waits 1, 2, 4 ... up to token_backoff_max_s.
@@ -38,6 +41,7 @@ class Settings:
     log_level: str = "INFO"
     # Limits on what runs at once (each checked and reserved under one lock, so concurrent requests cannot race it).
     max_taps: int = 20
+    max_spies: int = 10
     max_consumers: int = 50
     # What one POST /api/publish may ask: the largest body, the most copies, the most bytes of bodies in a burst
     # (count x body size: a load demo, not a broker filler).
@@ -50,6 +54,8 @@ class Settings:
     publish_max_bursts: int = 4
     rpc_max_bursts: int = 4
     rpc_max_servers: int = 8
+    # Stopped and killed fib servers kept in the server list (greyed, final counts) until cleared; the oldest go.
+    rpc_kept_servers: int = 32
     # The longest an RPC burst may run before it is cancelled (its calls in flight are dropped).
     rpc_burst_max_s: float = 600.0
     # Socket.IO packets waiting for one client beyond which it is disconnected (a tab that stopped reading).
@@ -60,6 +66,8 @@ class Settings:
     route_near_misses: int = 10
     # POST /api/route/matrix: most routing keys (rows) in one matrix.
     route_matrix_max_keys: int = 200
+    # GET /api/messages/<id>: the timelines of the last this many lab messages are kept (the oldest go first).
+    messages_kept: int = 10_000
 
     def __post_init__(self) -> None:
         if not self.management_url:

@@ -57,6 +57,7 @@ class TopologyService:
             on_change=self.poke,
             timeout=settings.broker_timeout_s,
         )
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # each new snapshot, after its emit
         self.topology.lab_bindings = lab_bindings
         self.interval = interval
         self._wake = threading.Event()
@@ -217,3 +218,5 @@ class TopologyService:
             if poked or snapshot != self._last:
                 self._last = snapshot
                 self.events.emit("topology", snapshot)
+                for listener in list(self.listeners):
+                    listener(snapshot)

@@ -191,7 +191,8 @@ class TrafficService:
             note = f"the topology changed after the prediction: read again now, it predicts {shown}, as {observed}"
         elif again is None:
             verdict = "topology_changed" if changed else "unknown"
-            note = f"read again now the lab cannot tell where it goes ({'; '.join(fresh.notes)}); {observed}"
+            note = f"{'the topology changed; ' * changed}read again now the lab cannot tell where it goes "
+            note += f"({'; '.join(fresh.notes)}); {observed}"
         else:
             verdict = "prediction_wrong"
             state = "changed" if changed else "unchanged"

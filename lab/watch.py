@@ -46,6 +46,8 @@ class WatchService:
             "at most {limit} taps at a time (RABBITLENS_MAX_TAPS): delete one first",
             code="PRECONDITION_FAILED",
         )
+        # Other queues of the lab's own whose deliveries the trace leaves out (the spies' shadow queues).
+        self.owns_elsewhere: Callable[[str], bool] = lambda _queue: False
         self._trace_listeners: list[TraceListener] = []
         self.firehose = Firehose(
             settings.amqp_url,
@@ -127,7 +129,8 @@ class WatchService:
         """The lab's taps are traced too (one ``deliver`` per tapped message): leave those out."""
         if event["kind"] != "deliver":
             return False
-        return any(tap.queue == event["queue"] for tap in list(self.taps.values()))
+        queue = event["queue"]
+        return any(tap.queue == queue for tap in list(self.taps.values())) or self.owns_elsewhere(queue)
 
     def _on_trace(self, name: str, event: dict[str, Any]) -> None:
         self.events.stream(name, event)

@@ -13,7 +13,6 @@ messages that were confirmed before it stay reported through ``on_confirmed``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -22,10 +21,10 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
+from rabbit.async_connection import AsyncConnection, ConnectionHooks
 from rabbit.confirms import Confirmed, ConfirmLedger, window_for
-from rabbit.connection import connection_parameters, describe_error
 from rabbit.errors import BrokerBlocked, BrokerError, BrokerUnavailable, LabError
-from rabbit.reasons import blocked_text
+from rabbit.owners import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,7 @@ DEFAULT_IDLE_TIMEOUT_S = 10.0  # fail when the broker confirms nothing for this 
 MessageFactory = Callable[[int], tuple[str, pika.BasicProperties, float]]
 
 
-class ConfirmedBurst:
+class ConfirmedBurst(ConnectionHooks):
     """Publishes ``count`` messages with confirms, ``window`` in flight; reports each as the broker answers it.
 
     ``id_of_return(properties)`` names the message a ``basic.return`` brings back (the lab reads its id header).
@@ -61,7 +60,7 @@ class ConfirmedBurst:
     ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
-        self._params = connection_parameters(url, name)
+        self._runner = AsyncConnection(url, self, name=name, reconnect=False)
         self._url = url
         self.exchange = exchange
         self.routing_key = routing_key
@@ -74,11 +73,9 @@ class ConfirmedBurst:
         self._on_confirmed = on_confirmed
         self.ledger = ConfirmLedger()
         self.confirmed = 0  # answered by the broker (acked or nacked)
-        self._conn: pika.SelectConnection | None = None
         self._channel: Any = None
         self._error: LabError | None = None
         self._finished = False
-        self._blocked = False  # connection.blocked: closing must not wait for a close-ok that cannot come
         self._idle_timer: Any = None
         self._answered_since_check = False
         self._cancel = threading.Event()
@@ -88,19 +85,7 @@ class ConfirmedBurst:
         """Publish the whole burst; returns once every message is answered, else raises what stopped it."""
         if self._cancel.is_set():
             raise BrokerUnavailable("the burst was cancelled before it started")
-        conn = pika.SelectConnection(
-            self._params,
-            on_open_callback=self._on_connection_open,
-            on_open_error_callback=self._on_connection_open_error,
-            on_close_callback=self._on_connection_closed,
-        )
-        self._conn = conn
-        try:
-            conn.ioloop.start()
-        finally:  # each SelectConnection has its own ioloop (poller + waker sockets): free it
-            with contextlib.suppress(Exception):
-                conn.ioloop.close()
-            self._conn = None
+        self._runner.run()
         if self._error is not None:
             raise self._error
         if self.confirmed < self.count:  # cannot happen without an error; never report a short burst as done
@@ -109,32 +94,28 @@ class ConfirmedBurst:
     def cancel(self) -> None:
         """Stop the burst from another thread (the app is stopping): it ends with ``BrokerUnavailable``."""
         self._cancel.set()
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.ioloop.add_callback_threadsafe(
-                    lambda: self._fail(BrokerUnavailable("the burst was stopped: the lab is shutting down"))
-                )
+        self._runner.add_callback_threadsafe(
+            lambda: self._fail(BrokerUnavailable("the burst was stopped: the lab is shutting down"))
+        )
 
     # ------------------------------------------------------------------ owner side
-    def _on_connection_open(self, conn: pika.SelectConnection) -> None:
-        conn.add_on_connection_blocked_callback(self._on_blocked)
-        conn.channel(on_open_callback=self._on_channel_open)
+    @property
+    def _conn(self) -> pika.SelectConnection | None:
+        return self._runner.connection
 
-    def _on_blocked(self, _conn: pika.SelectConnection, frame: Any) -> None:
+    def on_connection_open(self, connection: pika.SelectConnection) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def on_blocked(self, reason: str) -> None:
         """The broker blocks publishers (a memory or disk alarm): stop at once rather than wait for it."""
-        self._blocked = True
-        reason = blocked_text(getattr(frame.method, "reason", None))
         self._fail(BrokerBlocked(f"{reason}; the burst stopped after {self.confirmed} of {self.count} confirms"))
 
-    def _on_connection_open_error(self, conn: pika.SelectConnection, error: BaseException) -> None:
-        self._error = BrokerUnavailable(f"cannot connect for the burst: {describe_error(error, self._url)}")
-        conn.ioloop.stop()
+    def on_connection_open_error(self, reason: str, error: BaseException) -> None:
+        self._error = BrokerUnavailable(f"cannot connect for the burst: {reason}")
 
-    def _on_connection_closed(self, conn: pika.SelectConnection, reason: BaseException) -> None:
+    def on_connection_closed(self, reason: str, error: BaseException) -> None:
         if not self._finished and self._error is None:
-            self._error = BrokerUnavailable(f"connection lost during the burst: {describe_error(reason, self._url)}")
-        conn.ioloop.stop()
+            self._error = BrokerUnavailable(f"connection lost during the burst: {reason}")
 
     def _on_channel_open(self, channel: Any) -> None:
         self._channel = channel
@@ -229,17 +210,6 @@ class ConfirmedBurst:
         self._close()
 
     def _close(self) -> None:
-        conn = self._conn
-        if conn is None:
-            return
-        if self._idle_timer is not None:
-            with contextlib.suppress(Exception):
-                conn.ioloop.remove_timeout(self._idle_timer)
-            self._idle_timer = None
-        if self._blocked and (conn.is_open or conn.is_closing):
-            # The broker reads nothing from a blocked connection, so a close-ok would never come: drop the socket.
-            conn._terminate_stream(pex.ConnectionBlockedTimeout("closed while the broker blocked it"))
-        elif conn.is_open:
-            conn.close()
-        elif not conn.is_closing:
-            conn.ioloop.stop()
+        self._runner.remove_timeout(self._idle_timer)
+        self._idle_timer = None
+        self._runner.close()

@@ -12,18 +12,18 @@ socket down from outside (which makes the stuck pika call raise, so the old owne
 starts a fresh owner with a fresh connection at once. While an owner is busy past ``stuck_after`` seconds,
 :attr:`BrokerLink.status` says ``stuck`` (health reports it).
 
-This is the only module that creates pika connections for the app, so a later move to pika 1.5's
-thread-safe connection class stays small.
+This module (blocking connections) and :mod:`rabbit.async_connection` (pika's asynchronous ``SelectConnection``,
+for the RPC client, the fib server and publish bursts) are the only ones that create pika connections for the app,
+so a later move to pika 1.5's thread-safe connection class stays small. What both share (parameters, plain
+reasons, :func:`abort_socket`, the registry of owners) lives in :mod:`rabbit.owners`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -34,13 +34,38 @@ import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
 
-from rabbit.errors import BrokerError, BrokerUnavailable
-from rabbit.reasons import blocked_text, plain_reason, quiet_pika_logs
+from rabbit.errors import BrokerBlocked, BrokerError, BrokerUnavailable
+from rabbit.owners import (
+    CONNECTION_LOST,
+    STUCK_AFTER_S,
+    abort_socket,
+    connection_parameters,
+    describe_error,
+    register_owner,
+    stuck_links,
+)
+from rabbit.reasons import blocked_text, quiet_pika_logs
 from rabbit.urls import redact_url
 from rabbit.validation import DEFAULT_FRAME_MAX
 
 log = logging.getLogger(__name__)
 quiet_pika_logs()  # pika's six ERROR lines and a traceback per failed attempt go to debug; the lab says it once
+
+__all__ = [
+    "CONNECTED",
+    "CONNECTING",
+    "CONNECTION_LOST",
+    "DOWN",
+    "RECONNECTING",
+    "STOPPED",
+    "STUCK_AFTER_S",
+    "BrokerLink",
+    "abort_socket",
+    "connection_parameters",
+    "describe_error",
+    "register_owner",
+    "stuck_links",
+]
 
 T = TypeVar("T")
 
@@ -50,68 +75,7 @@ RECONNECTING = "reconnecting"
 DOWN = "down"
 STOPPED = "stopped"
 
-STUCK_AFTER_S = 3.0  # an owner busy longer than this is reported as stuck (health turns "degraded")
-
-# Every live connection owner of this process (links, the RPC client: anything with ``name`` and
-# ``stuck_for()``), for health: one stuck owner anywhere makes the lab "degraded".
-_OWNERS: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def register_owner(owner: Any) -> None:
-    """Have ``owner`` (with a ``name`` and a ``stuck_for() -> float | None``) counted by :func:`stuck_links`."""
-    _OWNERS.add(owner)
-
-
-# Errors that mean "the connection is gone", as opposed to a channel error the broker reports.
-CONNECTION_LOST = (
-    pex.AMQPConnectionError,
-    pex.ConnectionWrongStateError,
-    pex.StreamLostError,
-    OSError,
-)
-
-
-def connection_parameters(url: str, name: str, *, heartbeat: int | None = None) -> pika.URLParameters:
-    """The lab's parameters for a connection to ``url``: one attempt, a 5 s socket timeout, and a name the broker
-    shows (``rabbitmqctl list_connections client_properties``, the management UI)."""
-    params = pika.URLParameters(url)
-    if heartbeat is not None:
-        params.heartbeat = heartbeat
-    params.connection_attempts = 1
-    params.socket_timeout = 5
-    params.client_properties = {"connection_name": name, "product": "RabbitLens"}
-    return params
-
-
-def describe_error(exc: BaseException, url: str = "") -> str:
-    """A short plain text for a connection failure ("connection refused at 127.0.0.1:5999", "authentication
-    failed for user 'guest'"...; pika's own reprs are class names): :func:`rabbit.reasons.plain_reason`."""
-    return plain_reason(exc, url)
-
-
-def stuck_links() -> list[dict[str, Any]]:
-    """The connection owners of this process that are stuck now: ``[{"name", "stuck_for_s"}]``."""
-    found = []
-    for link in list(_OWNERS):
-        stuck_for = link.stuck_for()
-        if stuck_for is not None:
-            found.append({"name": link.name, "stuck_for_s": round(stuck_for, 1)})
-    return found
-
-
-def abort_socket(conn: pika.BlockingConnection | pika.SelectConnection | None) -> bool:
-    """Shut the connection's socket down from any thread (no pika state is touched): a pika call blocked on it
-    sees end of stream and raises ``StreamLostError`` in its own thread (an asynchronous connection reports it
-    to its close callback). True if there was a socket to shut."""
-    transport = getattr(getattr(conn, "_impl", conn), "_transport", None)
-    sock = getattr(transport, "_sock", None)
-    if sock is None:
-        return False
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        return False
-    return True
+BLOCKED_CONNECTION_TIMEOUT_S = 30.0  # pika closes a connection blocked longer than this
 
 
 class _Owner:
@@ -155,7 +119,7 @@ class BrokerLink:
         self._pump_interval = pump_interval
         self._stuck_after = stuck_after
         params = connection_parameters(url, name, heartbeat=heartbeat)
-        params.blocked_connection_timeout = 30
+        params.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
         self._params = params
         # (fn, future, monotonic time handed in)
         self._jobs: deque[tuple[Callable[[BlockingChannel], Any], Future, float]] = deque()
@@ -206,6 +170,8 @@ class BrokerLink:
             oldest = self._jobs[0][2] if self._jobs else None
         ages = [now - t for t in (busy, oldest) if t is not None]
         age = max(ages, default=0.0)
+        if self._status["blocked"]:  # waiting for the broker's alarm to clear, not stuck (health says blocked)
+            return None
         return age if age > self._stuck_after else None
 
     @property
@@ -267,6 +233,8 @@ class BrokerLink:
 
         A job not done within ``timeout`` raises :class:`BrokerUnavailable` *and* replaces the owner (see
         :meth:`recover`): whatever held it, the next call gets a fresh connection instead of waiting behind it.
+        While the broker blocks the connection (a memory or disk alarm) the wait is the alarm's, not a stuck
+        owner's: it raises :class:`BrokerBlocked` with the reason and keeps the connection.
         """
         owner = self._owner
         if threading.get_ident() == owner.ident:
@@ -288,6 +256,14 @@ class BrokerLink:
             return future.result(timeout)
         except FutureTimeout as exc:
             future.cancel()
+            blocked = self._status["blocked"]
+            if blocked:
+                # The owner waits for an alarm to clear (a publish that met it waits for its confirm; pika gives
+                # up after blocked_connection_timeout): not stuck, so the connection stays and that message may
+                # still go out. ``pending`` is the job, for whoever wants its outcome once it ends.
+                error = BrokerBlocked(f"{blocked}; the broker did not answer within {timeout:g} s")
+                error.pending = future
+                raise error from exc
             reason = f"the broker did not answer within {timeout:g} s"
             self.recover(reason, owner)
             raise BrokerUnavailable(

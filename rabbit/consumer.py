@@ -93,6 +93,7 @@ class Consumer:
         self.on_event = on_event
         self.state = STARTING
         self.error: str | None = None
+        self.last_error: str | None = None  # the last message this consumer could not handle (kept once it goes on)
         self.created = time.time()
         self.handled = self.acked = self.rejected = self.nacked = self.redelivered = 0
         self.errors = 0  # messages whose handling failed (reported, the consumer goes on)
@@ -129,6 +130,7 @@ class Consumer:
             "errors": self.errors,
             "attachments": self.attachments,
             "error": self.error,
+            "last_error": self.last_error,
             "created": self.created,
         }
 
@@ -217,6 +219,9 @@ class Consumer:
     def _handle(
         self, channel: BlockingChannel, method: pika.spec.Basic.Deliver, props: pika.BasicProperties, body: bytes
     ) -> None:
+        """One message: its ``delivery`` event, then settled as configured (in ``finally``: whatever fails in
+        between, the message is acked, rejected or nacked once, unless the consumer stops or crashes on purpose).
+        A message handled fine after one that was not takes the consumer from ``error`` back to ``consuming``."""
         now = time.time()
         self.handled += 1
         if method.redelivered:
@@ -224,22 +229,58 @@ class Consumer:
         if self.ack == "auto":
             self.acked += 1
         lab_id: Any = None
+        settle = True
         try:
-            event, lab_id = self._delivery_event(method, props, body, now)
-        except Exception as exc:  # the message's content: report it, and still settle the message as configured
-            self._handling_failed(method, exc)
+            try:
+                event, lab_id = self._delivery_event(method, props, body, now)
+            except Exception as exc:  # the message's content: report it, and still settle the message as configured
+                self._handling_failed(method, exc)
+                event = self._fallback_event(method, body, now)
+            else:
+                self._handled_fine()
+            self._emit("delivery", event)
+            if self.work_ms and self._stop.wait(self.work_ms / 1000):
+                settle = False
+                return  # stopped while working: the message is left unacked
+            if self.on_message == "crash":
+                settle = False
+                self._crash(channel)
+                return
+        except CONNECTION_LOST:
+            settle = False  # nothing to settle on: the broker requeues it with the connection
+            raise
+        finally:
+            if settle:
+                self._settle(channel, method, lab_id)
+
+    def _fallback_event(self, method: pika.spec.Basic.Deliver, body: bytes, now: float) -> dict[str, Any]:
+        """The ``delivery`` event of a message whose full view failed: the plain view, or only the delivery's own
+        fields if even that fails (the failure is already counted once)."""
+        fields = {**self._delivery_fields(method, now), "id": None, "error": self.error}
+        try:
             view = message_view(method.exchange, method.routing_key, {}, body, redelivered=bool(method.redelivered))
-            event = {**self._delivery_fields(method, now), **view, "id": None, "error": self.error}
-        self._emit("delivery", event)
-        if self.work_ms and self._stop.wait(self.work_ms / 1000):
-            return  # stopped while working: the message is left unacked
-        if self.on_message == "crash":
-            self._crash(channel)
-            return
+        except Exception:
+            log.debug("consumer %s: the fallback view failed too", self.id, exc_info=True)
+            return {**fields, "exchange": method.exchange, "routing_key": method.routing_key, "size": len(body)}
+        return {**fields, **view, "id": None, "error": self.error}
+
+    def _handled_fine(self) -> None:
+        """Back from ``error`` to ``consuming`` (``last_error`` and ``errors`` keep what went wrong)."""
+        if self.state == ERROR and not self._stop.is_set():
+            self.error = None
+            self._set_state(CONSUMING, "consuming")
+
+    def _settle(self, channel: BlockingChannel, method: pika.spec.Basic.Deliver, lab_id: Any) -> None:
         if self.ack == "auto":
             return
         tag = method.delivery_tag
-        ack_event = {"consumer_id": self.id, "queue": self.queue, "delivery_tag": tag, "id": lab_id}
+        ack_event = {
+            "consumer_id": self.id,
+            "queue": self.queue,
+            "delivery_tag": tag,
+            "id": lab_id,
+            "time": time.time(),
+        }
         if self.on_message == "ack":
             channel.basic_ack(tag)
             self.acked += 1
@@ -280,6 +321,7 @@ class Consumer:
         tag = getattr(method, "delivery_tag", None)
         self.errors += 1
         self.error = f"could not handle message {tag}: {type(exc).__name__}: {exc}"[:500]
+        self.last_error = self.error
         log.warning("consumer %s on %r: %s", self.id, self.queue, self.error)
         log.debug("consumer %s: handling failed", self.id, exc_info=exc)
         if not self.finished:

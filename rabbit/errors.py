@@ -120,6 +120,7 @@ class BrokerBlocked(LabError):
             reason,
             details={"hint": "free memory or disk on the broker (or raise its limit); publish again once it clears"},
         )
+        self.pending: Any = None  # the job still waiting for the alarm (a Future), when one is
 
 
 class BrokerError(LabError):

@@ -32,8 +32,6 @@ blocking connection cap the call rate well below what the broker can do.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import logging
 import os
@@ -46,24 +44,21 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.connection import abort_socket, connection_parameters, describe_error
-from rabbit.errors import InvalidInput
+from rabbit.async_connection import AsyncConnection, ConnectionHooks
 from rabbit.fib import DEFAULT_MAX_N, FibRequestError, answer
+from rabbit.fib_server_args import QUEUE_TYPES, parse_args
+from rabbit.rpc_calls import SERVER_HEADER
 from rabbit.urls import DEFAULT_AMQP_URL, redact_url
-from rabbit.validation import check_name
 
 log = logging.getLogger("rabbit.fib_server")
 
-SERVER_HEADER = "x-rpc-server"
-QUEUE_TYPES = ("auto", "quorum", "classic")
-URL_ENV_VARS = ("RABBITLENS_AMQP_URL", "AMQP_URL")
 STATUS_INTERVAL_S = 0.25
 STDOUT_INTERVAL_S = 1.0
 SETUP_TIMEOUT_S = 5.0  # queue declare + qos must be answered by then, or the server gives up (state "error")
 BACKOFF_MAX_S = 5.0
 
 
-class FibServer:
+class FibServer(ConnectionHooks):
     """One connection, one channel, one consumer on ``queue``; everything runs in the ioloop's thread."""
 
     def __init__(
@@ -120,46 +115,36 @@ class FibServer:
             "error": None,
             "started": time.time(),
         }
-        self._connection: pika.SelectConnection | None = None
+        self._runner = AsyncConnection(
+            amqp_url,
+            self,
+            name=f"fib-server {self.server_id}",
+            label=self.server_id,
+            heartbeat=20,
+            backoff_max=BACKOFF_MAX_S,
+        )
         self._channel: Any = None
         self._consumer_tag: str | None = None
         self._unacked: list[int] = []
         self._ack_scheduled = False
         self._busy_until = 0.0
-        self._backoff = 0.5
-        self._stopping = False
         self._setup_timer: Any = None
         self._last_printed: dict[str, Any] | None = None
         self._last_written: dict[str, Any] | None = None
         self._last_print_at = 0.0
 
     # ------------------------------------------------------------------ running
+    @property
+    def _connection(self) -> pika.SelectConnection | None:
+        return self._runner.connection
+
+    @property
+    def _stopping(self) -> bool:
+        return self._runner.should_stop
+
     def run(self) -> int:
         """Serve until stopped (SIGTERM/SIGINT or :meth:`request_stop`); reconnect with backoff if the broker goes."""
-        self._backoff = 0.5
-        while not self._stopping:
-            self._connection = pika.SelectConnection(
-                connection_parameters(self.amqp_url, f"fib-server {self.server_id}", heartbeat=20),
-                on_open_callback=self.on_connection_open,
-                on_open_error_callback=self.on_connection_open_error,
-                on_close_callback=self.on_connection_closed,
-            )
-            self._connection.ioloop.start()  # returns when the connection is closed for good
-            with contextlib.suppress(Exception):  # its own ioloop: free the poller and waker sockets
-                self._connection.ioloop.close()
-            self._connection = None
-            if self._stopping:
-                break
-            self.stats["reconnects"] += 1
-            self._set_state("reconnecting")
-            log.debug("%s: reconnecting in %.1fs", self.server_id, self._backoff)
-            deadline = time.monotonic() + self._backoff
-            while not self._stopping and time.monotonic() < deadline:
-                if self._parent_gone():
-                    log.warning("%s: the process that started me is gone: stopping", self.server_id)
-                    self._stopping = True
-                time.sleep(0.05)
-            self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+        self._runner.run()
         failed = self.stats["state"] == "error"
         if not failed:
             self._set_state("stopped")
@@ -171,7 +156,7 @@ class FibServer:
         """Stop gracefully: stop consuming, finish and ack what is in hand, close. Safe from a signal handler."""
         conn = self._connection
         if conn is None:
-            self._stopping = True
+            self._runner.should_stop = True
             return
         conn.ioloop.add_callback_threadsafe(self._begin_stop)
 
@@ -181,29 +166,26 @@ class FibServer:
         connection.channel(on_open_callback=self.on_channel_open)
         self._tick()
 
-    def on_connection_open_error(self, connection: pika.SelectConnection, error: BaseException) -> None:
-        reason = describe_error(error, self.amqp_url)
-        if reason != self.stats["error"]:  # one line per change, not one per attempt
-            log.warning(
-                "%s: cannot connect to %s: %s; next retry in %.1f s, then every %g s at most",
-                self.server_id,
-                redact_url(self.amqp_url),
-                reason,
-                self._backoff,
-                BACKOFF_MAX_S,
-            )
+    def on_connection_open_error(self, reason: str, error: BaseException) -> None:
         self.stats["error"] = reason
-        connection.ioloop.stop()
 
-    def on_connection_closed(self, connection: pika.SelectConnection, reason: BaseException) -> None:
+    def on_connection_closed(self, reason: str, error: BaseException) -> None:
         self._channel = None
         self._unacked.clear()  # the broker requeues them: they will be redelivered
         self.stats["in_flight"] = 0
         if not self._stopping:
-            self.stats["error"] = describe_error(reason, self.amqp_url)
-            log.warning("%s: connection closed: %s", self.server_id, self.stats["error"])
+            self.stats["error"] = reason
         self._setup_timer = None  # timers die with their ioloop
-        connection.ioloop.stop()
+
+    def on_reconnecting(self, delay: float) -> None:
+        self.stats["reconnects"] += 1
+        self._set_state("reconnecting")
+        log.debug("%s: reconnecting in %.1fs", self.server_id, delay)
+
+    def on_retry_wait(self) -> None:
+        if self._parent_gone() and not self._stopping:
+            log.warning("%s: the process that started me is gone: stopping", self.server_id)
+            self._runner.should_stop = True
 
     def on_channel_open(self, channel: Any, step: str = "check") -> None:
         self._channel = channel
@@ -230,10 +212,10 @@ class FibServer:
             f"the broker did not answer the declare of queue {self.queue!r} within {SETUP_TIMEOUT_S:g} s: giving up"
         )
         log.error("%s: %s", self.server_id, self.stats["error"])
-        self._stopping = True
+        self._runner.should_stop = True
         self._set_state("error")
         # Not conn.close(): pika would first close the channel, and that Close waits behind the unanswered declare.
-        if not abort_socket(self._connection) and self._connection is not None:
+        if not self._runner.abort() and self._connection is not None:
             self._connection.ioloop.stop()
 
     def _queue_flags(self) -> tuple[bool, dict[str, Any]]:
@@ -304,7 +286,7 @@ class FibServer:
             self.queue, self.on_request, auto_ack=False, consumer_tag=f"{self.server_id}-{time.monotonic_ns()}"
         )
         self.stats["error"] = None
-        self._backoff = 0.5  # connected and consuming: a later drop starts the backoff over
+        self._runner.mark_ready()  # connected and consuming: a later drop starts the backoff over
         self._set_state("serving")
         log.info("%s: awaiting RPC requests on %s (prefetch %d)", self.server_id, self.queue, self.prefetch)
 
@@ -387,7 +369,7 @@ class FibServer:
     def _begin_stop(self) -> None:
         if self._stopping:
             return
-        self._stopping = True
+        self._runner.should_stop = True
         self._set_state("stopping")
         log.info("%s: stopping (finishing %d in hand)", self.server_id, self.stats["in_flight"])
         if self._channel is not None and self._channel.is_open and self._consumer_tag:
@@ -399,11 +381,7 @@ class FibServer:
             self._connection.ioloop.call_later(10.0, self._close)  # do not hang on a stuck request
 
     def _close(self) -> None:
-        conn = self._connection
-        if conn is not None and conn.is_open:
-            conn.close()
-        elif conn is not None:
-            conn.ioloop.stop()
+        self._runner.close()
 
     # ------------------------------------------------------------------ stats
     def _set_state(self, state: str) -> None:
@@ -470,63 +448,8 @@ def describe_queue(durable: bool, arguments: dict[str, Any]) -> str:
     return f"{'durable' if durable else 'transient'} {kind}"
 
 
-def amqp_url_from_env(environ: dict[str, str] | None = None) -> str:
-    """The broker URL the environment gives (``RABBITLENS_AMQP_URL``, then ``AMQP_URL``), else the default."""
-    environ = os.environ if environ is None else environ
-    for name in URL_ENV_VARS:
-        if environ.get(name):
-            return environ[name]
-    return DEFAULT_AMQP_URL
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m rabbit.fib_server", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--amqp-url",
-        default=None,
-        help="broker URL (default: RABBITLENS_AMQP_URL or AMQP_URL from the environment, which keeps the password "
-        "out of ps; else the local default)",
-    )
-    parser.add_argument(
-        "--queue-type",
-        choices=QUEUE_TYPES,
-        default="auto",
-        help="the type of the request queue if this server declares it (default auto: quorum where the broker has "
-        "them, else classic); an existing queue is used as it is",
-    )
-    parser.add_argument(
-        "--queue-durable",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="declare the request queue durable (default; today's tutorials) or transient (--no-queue-durable: "
-        "the older tutorials, classic only)",
-    )
-    parser.add_argument("--queue", default="rpc_queue", help="the request queue (default rpc_queue)")
-    parser.add_argument("--prefetch", type=int, default=1, help="unacked requests in hand at once (default 1)")
-    parser.add_argument("--work-ms", type=float, default=0.0, help="simulated work per request, ms (default 0)")
-    parser.add_argument("--max-n", type=int, default=DEFAULT_MAX_N, help=f"largest n served (default {DEFAULT_MAX_N})")
-    parser.add_argument("--server-id", help="the id put in replies' x-rpc-server header (default fib-<pid>)")
-    parser.add_argument("--status-file", help="write the stats JSON here a few times a second")
-    parser.add_argument("--ack-delay-ms", type=float, default=0.0, help="hold acks back after replying (demo)")
-    parser.add_argument("--parent-pid", type=int, help="stop when this process (the lab that started us) is gone")
-    args = parser.parse_args(argv)
-    if args.prefetch < 1:
-        parser.error("--prefetch must be >= 1")
-    if args.max_n < 0:
-        parser.error("--max-n must be >= 0")
-    if args.queue_type == "quorum" and not args.queue_durable:
-        parser.error("a quorum queue is always durable: --no-queue-durable needs --queue-type classic (or auto)")
-    if args.amqp_url is None:
-        args.amqp_url = amqp_url_from_env()
-    try:
-        check_name(args.queue, "--queue")
-    except InvalidInput as exc:
-        parser.error(exc.message)
-    return args
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv, description=__doc__.split("\n\n")[0])
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)
     server = FibServer(

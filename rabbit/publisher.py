@@ -30,7 +30,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from rabbit.burst import ConfirmedBurst
 from rabbit.confirms import Confirmed
-from rabbit.connection import BrokerLink
+from rabbit.connection import BLOCKED_CONNECTION_TIMEOUT_S, BrokerLink
 from rabbit.errors import BrokerBlocked, BrokerUnavailable, LabError
 from rabbit.message_view import ID_HEADER, TIME_HEADER
 from rabbit.properties import MessageProperties, body_preview, from_pika, pika_from_values, property_values, to_pika
@@ -167,7 +167,9 @@ class Publisher:
         message_id = new_message_id()
         if request.on_id is not None:
             request.on_id(message_id)
-        outcome = self._call_unless_blocked(lambda ch: self._publish_one(ch, request, message_id))
+        outcome = self._call_unless_blocked(
+            lambda ch: self._publish_one(ch, request, message_id), late=lambda o: self._report(request, o)
+        )
         self._report(request, outcome)
         return outcome
 
@@ -181,16 +183,36 @@ class Publisher:
         if reason:
             raise BrokerBlocked(reason)
 
-    def _call_unless_blocked(self, fn: Callable[[BlockingChannel], Outcome]) -> Outcome:
+    def _call_unless_blocked(
+        self, fn: Callable[[BlockingChannel], Outcome], late: Callable[[Outcome], None] | None = None
+    ) -> Outcome:
         """``link.call(fn)``, but answered at once when the broker blocks the connection meanwhile: the publish
-        that meets an alarm waits for its confirm until the alarm clears, and nobody should wait with it."""
+        that meets an alarm waits for its confirm until the alarm clears, and nobody should wait with it.
+        ``late`` gets the outcome of such a publish if it is confirmed after all (the alarm cleared in time)."""
         done: Future = Future()
+        gave_up = threading.Event()
+        settled = threading.Lock()
+
+        def report_late(job: Future) -> None:
+            if late is not None and not job.cancelled() and job.exception() is None:
+                late(job.result())
 
         def run() -> None:
             try:
-                done.set_result(self.link.call(fn, timeout=self.timeout))
+                outcome = self.link.call(fn, timeout=self.timeout)
+            except BrokerBlocked as exc:  # the link keeps the connection while blocked: the job may still end
+                if exc.pending is not None:
+                    exc.pending.add_done_callback(report_late)
+                done.set_exception(exc)
             except BaseException as exc:
                 done.set_exception(exc)
+            else:
+                with settled:  # either the caller takes the outcome or, once it gave up, ``late`` does
+                    if not gave_up.is_set():
+                        done.set_result(outcome)
+                        return
+                if late is not None:
+                    late(outcome)
 
         threading.Thread(target=run, name=f"{self.name}-publish", daemon=True).start()
         while True:
@@ -199,9 +221,14 @@ class Publisher:
             except FutureTimeout:
                 reason = self.link.blocked
                 if reason:
+                    with settled:
+                        if done.done():
+                            continue
+                        gave_up.set()
                     raise BrokerBlocked(
-                        f"{reason}; this message met the alarm on its way: it may still go out if the alarm clears "
-                        "within 30 s (a published event then says so)"
+                        f"{reason}; this message met the alarm on its way: it goes out if the alarm clears within "
+                        f"{BLOCKED_CONNECTION_TIMEOUT_S:g} s (a published event then says so), else its connection "
+                        "is closed and it is lost"
                     ) from None
 
     def burst(

@@ -32,6 +32,7 @@ from rabbit.validation import check_name
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_SERVERS = 8
+KEEP_ENDED = 32  # stopped and killed servers kept listed (the oldest go first)
 WORKDIR_PREFIX = "rabbitlens-fib-"
 OWNER_FILE = "owner.json"
 
@@ -50,8 +51,18 @@ class ServerProcess:
     started: float
     queue_durable: bool = True
     queue_type: str = "auto"
+    # Set once the lab stopped (SIGTERM) or killed (SIGKILL) it: the server stays listed, greyed, until cleared.
+    ended: str | None = None
+    ended_at: float | None = None
+    final: dict[str, Any] | None = None  # its last counters, kept when the lab stopped or killed it
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
 
     def stats(self) -> dict[str, Any]:
+        if self.final is not None:
+            return dict(self.final)
         try:
             data = json.loads(self.status_file.read_text())
         except (OSError, ValueError):
@@ -68,7 +79,8 @@ class ServerProcess:
             "queue_durable": self.queue_durable,
             "queue_type": self.queue_type,
             "queue_declaration": data.get("queue_declaration"),
-            "state": data.get("state", "starting") if code is None else "exited",
+            "state": self.ended or (data.get("state", "starting") if code is None else "exited"),
+            "ended_at": self.ended_at,
             "exit_code": code,
             "handled": data.get("handled", 0),
             "errors": data.get("errors", 0),
@@ -100,9 +112,11 @@ class ServerPool:
         python: str = sys.executable,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         max_servers: int = MAX_SERVERS,
+        keep_ended: int = KEEP_ENDED,
     ) -> None:
         self.amqp_url = amqp_url
         self.max_servers = max_servers
+        self.keep_ended = keep_ended
         self.python = python
         self._own_dir = workdir is None
         if self._own_dir:
@@ -237,9 +251,13 @@ class ServerPool:
         return server
 
     def stop(self, sid: str, *, kill: bool = False, timeout: float = 12.0) -> dict[str, Any]:
-        """Stop one server gracefully (SIGTERM), or kill it at once (SIGKILL); its last stats."""
+        """Stop one server gracefully (SIGTERM), or kill it at once (SIGKILL); its last stats. It stays listed
+        (state ``stopped`` / ``killed``, its final counts) until :meth:`clear`; stopping it again answers the same."""
         server = self.get(sid)
-        if server.process.poll() is None:
+        if server.final is not None:
+            return {**server.stats(), "killed": server.ended == "killed"}
+        was_running = server.process.poll() is None
+        if was_running:
             if kill:
                 server.process.kill()
             else:
@@ -249,12 +267,31 @@ class ServerPool:
             except subprocess.TimeoutExpired:
                 server.process.kill()
                 server.process.wait(5)
-        stats = server.stats()
-        stats["killed"] = kill
-        with self._lock:
-            self._servers.pop(sid, None)
+        if was_running:  # one that exited by itself stays "exited"
+            server.ended = "killed" if kill else "stopped"
+        server.ended_at = time.time()
+        server.final = server.stats()
+        with self._lock:  # the oldest ended ones go past keep_ended (RABBITLENS_RPC_KEPT_SERVERS)
+            ended = sorted((s for s in self._servers.values() if s.final is not None), key=lambda s: s.ended_at or 0)
+            for old in ended[: max(0, len(ended) - self.keep_ended)]:
+                self._forget(old.id)
         self._emit()
-        return stats
+        return {**server.stats(), "killed": kill}
+
+    def _forget(self, sid: str) -> None:
+        """Drop a server that no longer runs, and its files (under the lock)."""
+        server = self._servers.pop(sid)
+        for path in (server.status_file, server.log_file):
+            path.unlink(missing_ok=True)
+
+    def clear(self) -> list[str]:
+        """Forget the servers that no longer run (stopped, killed or exited); their ids."""
+        with self._lock:
+            gone = [sid for sid, server in self._servers.items() if not server.running]
+            for sid in gone:
+                self._forget(sid)
+        self._emit()
+        return gone
 
     def stop_all(self, *, kill: bool = False) -> None:
         with self._lock:

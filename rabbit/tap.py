@@ -32,6 +32,7 @@ TAP_PREVIEW_BYTES = 1024  # of each tapped body the page sees (a flood of copies
 YIELD_EVERY = 64
 
 OnEvent = Callable[[str, dict[str, Any]], None]
+Binding = tuple[str, str, "dict[str, Any] | None"]  # (source exchange, binding key, arguments)
 
 
 class Tap:
@@ -48,8 +49,13 @@ class Tap:
         on_change: Callable[[Tap], None] | None = None,
         tap_id: str | None = None,
         preview_bytes: int = TAP_PREVIEW_BYTES,
+        bindings: list[Binding] | None = None,
     ) -> None:
         self.id = tap_id or uuid.uuid4().hex[:8]
+        # What the queue is bound with: the one (exchange, key, arguments), or ``bindings`` when given (a spy's set,
+        # possibly empty, changed later with :meth:`set_bindings`); re-bound after every reconnect.
+        one: Binding = (exchange, binding_key, dict(arguments) if arguments else None)
+        self.bindings: list[Binding] = list(bindings) if bindings is not None else [one]
         self.exchange = exchange
         self.binding_key = binding_key
         self.arguments = dict(arguments) if arguments else None
@@ -88,6 +94,31 @@ class Tap:
             self.state = "stopped"
             self._link.stop()
 
+    def set_bindings(self, bindings: list[Binding], timeout: float = 10.0) -> tuple[list[Binding], list[Binding]]:
+        """Bind the queue with exactly ``bindings`` now (binds the new ones, unbinds the gone ones, on the tap's
+        own connection: the queue is exclusive to it); ``(added, removed)``. Raises :class:`BrokerError` /
+        :class:`BrokerUnavailable`; what was done before an error is kept in :attr:`bindings`."""
+        old, new = [_key(b) for b in self.bindings], [_key(b) for b in bindings]
+        added = [b for b, k in zip(bindings, new, strict=True) if k not in old]
+        removed = [b for b, k in zip(self.bindings, old, strict=True) if k not in new]
+        queue = self.queue
+        for binding, bind in [(b, True) for b in added] + [(b, False) for b in removed]:
+            if queue is not None:
+                verb = "queue_bind" if bind else "queue_unbind"
+                try:
+                    self._link.call(
+                        lambda ch, b=binding, v=verb: getattr(ch, v)(queue, b[0], routing_key=b[1], arguments=b[2]),
+                        timeout=timeout,
+                    )
+                except BrokerError:
+                    if bind:
+                        raise  # an unbind that fails (its exchange was deleted) leaves nothing bound: done
+            if bind:
+                self.bindings.append(binding)
+            else:
+                self.bindings = [b for b in self.bindings if _key(b) != _key(binding)]
+        return added, removed
+
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -109,7 +140,8 @@ class Tap:
             channel = connection.channel()
             result = channel.queue_declare("", exclusive=True, auto_delete=True)
             queue = result.method.queue
-            channel.queue_bind(queue, self.exchange, routing_key=self.binding_key, arguments=self.arguments)
+            for source, key, args in list(self.bindings):
+                channel.queue_bind(queue, source, routing_key=key, arguments=args)
             channel.basic_consume(queue, self._on_message, auto_ack=True)
         except pex.ChannelClosedByBroker as exc:
             error = BrokerError.from_pika(exc)
@@ -161,3 +193,8 @@ class Tap:
         self._on_event("tap", event)
         if self.count % YIELD_EVERY == 0:
             time.sleep(0)  # under gevent: let the flusher and the web server run during a flood
+
+
+def _key(binding: Binding) -> tuple[str, str, str]:
+    """What tells two bindings of one queue apart: source, key and arguments."""
+    return binding[0], binding[1], repr(sorted((binding[2] or {}).items()))

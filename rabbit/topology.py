@@ -98,6 +98,22 @@ def queue_record(
     }
 
 
+MIRRORING_REMOVED = "classic mirrored queues were removed in RabbitMQ 4.0: use a quorum queue"
+
+
+def _mirroring(queue: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"mirrored": ...}`` for a queue a policy mirrors (``ha-mode`` in its effective policy), else nothing:
+    what it asks for and that RabbitMQ 4.0 no longer does it."""
+    definition = queue.get("effective_policy_definition")
+    if not isinstance(definition, Mapping) or "ha-mode" not in definition:
+        return {}
+    mode = definition.get("ha-mode")
+    params = definition.get("ha-params")
+    asked = f"ha-mode {mode}" + (f" {params}" if params is not None else "")
+    policy = queue.get("policy")
+    return {"mirrored": f"policy '{policy}' asks for {asked}: {MIRRORING_REMOVED}" if policy else MIRRORING_REMOVED}
+
+
 def binding_record(
     source: str,
     destination: str,
@@ -137,6 +153,31 @@ def snapshot_of(
     }
 
 
+def _bindings_unknown(result: Any) -> None:
+    """Without the management API the lab knows only the bindings it made itself: the exchanges a message passes
+    through may have bindings of other applications (a tutorial's ``receive_logs.py`` binding its own queue), so a
+    message nothing the lab knows takes is not known to be dropped (``routed`` None), and one that something takes
+    may go elsewhere too."""
+    passed = [name for name, _via, _matched in result.visited if name != DEFAULT_EXCHANGE]
+    if not passed:
+        return
+    if result.queues:
+        result.caveat(
+            "other applications' bindings are unknown without the management API: "
+            "the message may reach other queues too"
+        )
+        return
+    drops = "no queue takes the message: the broker drops it (or returns it if published mandatory)"
+    result.notes = [n for n in result.notes if n != drops]
+    for name in passed:
+        if name not in result.unknown:
+            result.unknown.append(name)
+            result.caveat(
+                f"'{name}' exists; its bindings are unknown without the management API "
+                "(only the lab's own bindings are known, and none of them takes this message)"
+            )
+
+
 # --------------------------------------------------------------------------- the management API's view
 def from_management(
     exchanges: Iterable[Mapping[str, Any]], queues: Iterable[Mapping[str, Any]], bindings: Iterable[Mapping[str, Any]]
@@ -169,6 +210,7 @@ def from_management(
                 messages=q.get("messages") or 0,
                 consumers=q.get("consumers") or 0,
             )
+            | _mirroring(q)
             for q in queues
         ),
         (
@@ -521,7 +563,8 @@ class Topology:
             f"/api/exchanges/{vhost}", columns="name,type,durable,auto_delete,internal,arguments"
         )
         queues = self.management.get(
-            f"/api/queues/{vhost}", columns="name,durable,exclusive,auto_delete,arguments,messages,consumers"
+            f"/api/queues/{vhost}",
+            columns="name,durable,exclusive,auto_delete,arguments,messages,consumers,policy,effective_policy_definition",
         )
         bindings = self.management.get(f"/api/bindings/{vhost}")
         return from_management(exchanges or [], queues or [], bindings or [])
@@ -593,12 +636,10 @@ class Topology:
                     f"'{name}' is not a queue the lab knows of, but a passive declare shows it exists"
                     + ("" if snapshot.get("source") == "management" else " (declared by another application)")
                 )
+        if snapshot.get("source") != "management" and exchange != DEFAULT_EXCHANGE and result.refused is None:
+            _bindings_unknown(result)
         if result.unknown:
             result.caveat(MANAGEMENT_HINT)
-        elif snapshot.get("source") != "management" and exchange != DEFAULT_EXCHANGE and not result.refused:
-            result.notes.append(
-                "without the management API the lab sees only the bindings it made itself; " + MANAGEMENT_HINT
-            )
         return result
 
     def matrix(

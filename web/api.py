@@ -140,6 +140,21 @@ LINKS: dict[tuple[str, str, int], list[tuple[str, str, dict[str, Any]]]] = {
     ("post", "/api/rpc/servers", 201): [
         ("delete", "/api/rpc/servers/{server_id}", {"server_id": "$response.body#/servers/0/id"})
     ],
+    ("post", "/api/rpc/burst", 200): [
+        ("delete", "/api/rpc/bursts/{burst_id}", {"burst_id": "$response.body#/burst_id"})
+    ],
+    ("post", "/api/bindings", 201): [
+        (
+            "delete",
+            "/api/bindings",
+            {
+                "body": {
+                    key: f"$response.body#/{key}"
+                    for key in ("source", "destination", "destination_type", "routing_key", "arguments")
+                }
+            },
+        )
+    ],
 }
 
 

@@ -119,6 +119,21 @@ def list_servers() -> dict[str, Any]:
 
 @api.route(
     bp,
+    "/api/rpc/servers",
+    "DELETE",
+    summary="Clear the stopped, killed and exited servers from the list (?stopped=1; running ones stay)",
+    query={"stopped": "1 (required): forget every server that no longer runs"},
+    responses={200: "{'cleared': [ids], 'servers': [the servers still listed]}"},
+)
+def clear_servers() -> dict[str, Any]:
+    if request.args.get("stopped", "").lower() not in ("1", "true", "yes"):
+        raise InvalidInput("give ?stopped=1: this clears the servers that no longer run (stop running ones by id)")
+    pool = service().servers
+    return {"cleared": pool.clear(), "servers": pool.list()}
+
+
+@api.route(
+    bp,
     "/api/rpc/servers/<server_id>",
     "DELETE",
     summary="Stop a fib server gracefully, or kill it mid-request with ?kill=1",

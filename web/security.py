@@ -314,6 +314,11 @@ def init_security(app: Flask, settings: Settings) -> None:
     app.session_interface = LabSessionInterface()
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.session_hours)
     app.wsgi_app = HostCheckMiddleware(app.wsgi_app, policy)  # type: ignore[method-assign]
+    if settings.trust_proxy > 0:  # outermost: the Host check, the Origin check and is_secure see what it forwards
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = settings.trust_proxy
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     @app.before_request
     def guard() -> tuple[Response, int] | None:
@@ -325,6 +330,16 @@ def init_security(app: Flask, settings: Settings) -> None:
             fetch_site = request.headers.get("Sec-Fetch-Site")
             if fetch_site is not None and fetch_site not in ("same-origin", "none"):
                 return _error(403, "FORBIDDEN_ORIGIN", f"requests from a {fetch_site} page are not accepted")
+            # A form post from another site (urlencoded, multipart, text/plain) needs no preflight, bodyless or not
+            # (a purge): only JSON, or no Content-Type at all, is taken.
+            content_type = request.headers.get("Content-Type")
+            if request.path.startswith("/api/") and content_type is not None and request.mimetype != "application/json":
+                shown = ascii(request.mimetype or content_type[:100])
+                return _error(
+                    415,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    f"send state-changing requests with Content-Type: application/json or none (not {shown})",
+                )
         if request.path.startswith("/api/") and request.path not in OPEN_PATHS:
             try:
                 authorized = is_authorized(settings)

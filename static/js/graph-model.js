@@ -41,6 +41,9 @@ export function bindingEdgeId(b) {
  * Returns {nodes: Map(id -> data), edges: Map(id -> data)}; data carries `kind` and everything the detail pane
  * shows. Built-in exchanges (the default one, amq.*) appear only when something uses them.
  */
+// Servers the lab stopped or killed, or that exited, stay in the server list (greyed) until cleared.
+const ENDED_SERVER_STATES = new Set(["stopped", "killed", "exited"]);
+
 export function buildGraph({ topology, consumers = [], servers = [], usedDefault = new Set() }) {
   const nodes = new Map();
   const edges = new Map();
@@ -122,7 +125,7 @@ export function buildGraph({ topology, consumers = [], servers = [], usedDefault
     const id = nodeId.server(s.id);
     const q = addQueue(s.queue || "rpc_queue");
     nodes.set(id, { id, kind: "server", name: s.id, label: `fib ${s.id}`, title: `fib server ${s.id}`,
-      state: s.state, final: s.state === "exited" || s.exit_code !== null && s.exit_code !== undefined,
+      state: s.state, final: ENDED_SERVER_STATES.has(s.state) || s.exit_code !== null && s.exit_code !== undefined,
       server: s });
     const edgeId = `sq:${s.id}`;
     edges.set(edgeId, { id: edgeId, source: q, target: id, kind: "consume", label: "", queue: s.queue, server: s.id });

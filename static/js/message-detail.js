@@ -4,6 +4,7 @@
 // shows as markup, it never runs.
 import { el } from "./dom.js";
 import { exchangeLabel, size } from "./format.js";
+import { timelineSection } from "./timeline.js";
 
 const LAB_HEADERS = ["x-rabbitlens-id", "x-rabbitlens-published"];
 
@@ -120,6 +121,7 @@ export function renderDetail(container, kind, data, message) {
       title(kind, data)),
     facts(summary),
     route.length ? section("Route", facts(route)) : "",
+    data.id && !data.refused ? timelineSection(data.id) : "",
     section("Properties", Object.keys(props).length ? facts(Object.entries(props)) : el("p", { class: "muted" }, "none set")),
     section("Headers", Object.keys(headers).length
       ? el("pre", { class: "body-pre small" }, JSON.stringify(headers, null, 2))

@@ -3,6 +3,7 @@
 import { $, el } from "./dom.js";
 import { on } from "./socket.js";
 import { api, showError } from "./api.js";
+import { isEnded, mountClearStopped } from "./rpc-ended.js";
 
 /** The servers of `section`; returns `refresh()` (the panel polls it while it is shown). */
 export function setupServers(section) {
@@ -18,9 +19,10 @@ export function setupServers(section) {
         title: "SIGKILL now: what it holds unacked is redelivered" }, "Kill");
       stop.addEventListener("click", () => stopServer(s.id, false, stop));
       kill.addEventListener("click", () => stopServer(s.id, true, kill));
-      return el("tr", { dataset: { id: s.id } }, el("td", {}, s.id), el("td", {}, s.pid), el("td", {}, s.state),
+      return el("tr", { dataset: { id: s.id, state: s.state }, class: isEnded(s) ? "ended" : null },
+        el("td", {}, s.id), el("td", {}, s.pid), el("td", {}, s.state),
         el("td", { class: "handled" }, s.handled), el("td", {}, s.errors), el("td", {}, s.in_flight),
-        el("td", {}, s.redelivered), el("td", { class: "actions" }, stop, kill));
+        el("td", {}, s.redelivered), el("td", { class: "actions" }, ...(isEnded(s) ? [] : [stop, kill])));
     }));
   }
   async function refresh() {
@@ -59,5 +61,6 @@ export function setupServers(section) {
   });
   on("rpc_servers", (data) => render(data.servers || []));
   on("rpc_state", (state) => render(state.servers || []));
+  mountClearStopped(body.closest(".rpc-scroll"), (error) => showError(errorNode, error), refresh);
   return refresh;
 }

@@ -4,6 +4,7 @@ import { $, el, setText } from "./dom.js";
 import { on } from "./socket.js";
 import { duration, timeOfDay } from "./format.js";
 import { LiveList } from "./list.js";
+import { refusedRow } from "./rpc-ended.js";
 
 const MAX_ROWS = 200;
 
@@ -79,8 +80,9 @@ export function setupTimeline(section, histogram) {
       title: `a ${d.reason} reply from ${d.server || "an unknown server"}: dropped, as the tutorial says` });
     setText(li.querySelector(".rt-cid"), shortId(d.correlation_id));
   }
+  const onRefused = (d) => fill(row(`refused-${d.time}-${Math.random()}`), refusedRow(d));
   const handlers = { rpc_request: onRequest, rpc_reply: onReply, rpc_timeout: onTimeout, rpc_error: onError,
-    rpc_orphan: onOrphan };
+    rpc_orphan: onOrphan, rpc_refused: onRefused };
   for (const [name, handler] of Object.entries(handlers)) on(name, handler);
   on("rpc_state", (state) => {
     if (list.size) return; // a reconnect: keep what is shown

@@ -130,7 +130,9 @@ function renderQueues(section, queues, source) {
       args["x-message-ttl"] !== undefined ? tag(`TTL ${args["x-message-ttl"]}ms`, "arg") : null,
       args["x-max-length"] !== undefined ? tag(`max ${args["x-max-length"]}`, "arg") : null,
       args["x-dead-letter-exchange"] !== undefined
-        ? tag(`DLX → ${exchangeLabel(args["x-dead-letter-exchange"])}`, "arg", argsText(args)) : null);
+        ? tag(`DLX → ${exchangeLabel(args["x-dead-letter-exchange"])}`, "arg", argsText(args)) : null,
+      // A policy with ha-mode (the management API's effective policy): RabbitMQ 4.0 removed classic mirroring.
+      q.mirrored ? tag(`mirrored: ${MIRRORING_REMOVED}`, "mirrored", q.mirrored) : null);
     const purge = el("button", { type: "button", class: "small", title: `Purge ${q.name}`,
       "aria-label": `Purge queue ${q.name}`, disabled: !q.messages }, "Purge");
     const remove = el("button", { type: "button", class: "icon danger", title: `Delete queue ${q.name}`,
@@ -383,6 +385,7 @@ function initForms(section) {
 
 // ------------------------------------------------------------------ what newer brokers refuse
 let brokerVersion = null; // "3.10.8", from /api/health and broker_status
+const MIRRORING_REMOVED = "classic mirrored queues were removed in RabbitMQ 4.0: use a quorum queue";
 
 /** [major, minor] of "3.10.8" (null when unknown). */
 function versionOf(text) {

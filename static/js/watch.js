@@ -7,6 +7,8 @@ import { api, errorText } from "./api.js";
 import { bodySnippet, clock, exchangeShort, size } from "./format.js";
 import { LiveList, everyFrame } from "./list.js";
 import { renderDetail } from "./message-detail.js";
+import { initSpies } from "./spies.js";
+import { verificationCard } from "./timeline.js";
 
 const CAP = 200; // rows kept in each feed
 
@@ -270,6 +272,7 @@ function setupTrace(section) {
   });
 
   on("trace", (e) => feed.add(e));
+  verificationCard(section.querySelector("#trace-card"), on);
   on("trace_status", (status) => show({ ...current, ...status }));
   onDropped(() => feed.renderStats());
   const refresh = () => api("GET", "/api/trace").then(show).catch((error) => {
@@ -284,4 +287,5 @@ function setupTrace(section) {
 export function init(section) {
   setupTaps(section);
   setupTrace(section);
+  initSpies(section, { LiveFeed, renderEvent: renderTapEvent });
 }

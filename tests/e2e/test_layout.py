@@ -199,6 +199,7 @@ def test_each_views_result_is_on_screen_without_scrolling(shared_lab, sized_page
         for server in shared_lab.get("/api/rpc/servers").json()["servers"]:
             if server["queue"] == queue:
                 shared_lab.delete(f"/api/rpc/servers/{server['id']}?kill=1")
+        shared_lab.delete("/api/rpc/servers?stopped=1")  # killed servers stay listed until cleared
         shared_lab.delete(f"/api/queues/{quote(queue, safe='')}")
     assert page.js_errors == []
 

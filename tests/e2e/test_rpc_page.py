@@ -58,3 +58,4 @@ def test_start_a_server_and_call_fib_30(shared_lab, page, amqp, unique):
         for server in shared_lab.get("/api/rpc/servers").json()["servers"]:
             if server["queue"] == queue:
                 shared_lab.delete(f"/api/rpc/servers/{server['id']}?kill=1")
+        shared_lab.delete("/api/rpc/servers?stopped=1")  # killed servers stay listed until cleared

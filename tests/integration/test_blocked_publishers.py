@@ -104,3 +104,52 @@ def test_a_disk_alarm_is_said_as_such(private_node, lab_factory, unique):
     finally:
         private_node.ctl("set_disk_free_limit", "50MB")
     wait_until(lambda: lab.get("/api/health").json()["broker"]["blocked"] is None, timeout=60, message="unblocked")
+
+
+def test_a_publish_that_met_the_alarm_is_not_taken_for_a_stuck_owner_and_goes_out_when_it_clears(
+    private_node, lab_factory, unique
+):
+    """Past the publisher's 10 s call timeout the owner only waits for the alarm: the lab keeps the connection (no
+    recovery, health not "stuck"), so the message goes out once the alarm clears, and a published event says so."""
+    from tests.integration.helpers import LiveEvents
+
+    lab = lab_factory(private_node.amqp_url).wait_broker_connected()
+    queue = unique("met-alarm")
+    with pika.BlockingConnection(pika.URLParameters(private_node.amqp_url)) as conn:
+        conn.channel().queue_declare(queue)
+    publish = {"routing_key": queue, "body": "x"}
+    assert lab.post("/api/publish", publish).status_code == 200
+    live = LiveEvents(lab.base_url)
+    try:
+        private_node.ctl("set_vm_memory_high_watermark", "0.0000001")
+        try:
+            # The first publish that meets the alarm on its way (the ones before it go through).
+            def met():
+                answer = lab.post("/api/publish", publish)
+                return answer.status_code == 503 and "met the alarm on its way" in answer.text and answer.json()
+
+            error = wait_until(met, timeout=30, interval=0.2, message="a publish meeting the alarm")["error"]
+            assert error["code"] == "BROKER_BLOCKED" and "within 30 s" in error["message"], error
+            with pika.BlockingConnection(pika.URLParameters(private_node.amqp_url)) as conn:
+                before = conn.channel().queue_declare(queue, passive=True).method.message_count
+            published_before = len(live.of("published", lambda e: e["routing_key"] == queue))
+            waited = time.monotonic()
+            while time.monotonic() - waited < 13:  # past the 10 s call timeout, well within the 30 s
+                health = lab.get("/api/health").json()
+                assert health["stuck"] == [], health
+                assert health["broker"]["blocked"] == BLOCKED, health
+                time.sleep(0.5)
+        finally:
+            private_node.ctl("set_vm_memory_high_watermark", "0.4")
+        wait_until(lambda: lab.get("/api/health").json()["broker"]["blocked"] is None, timeout=30, message="cleared")
+
+        def depth():
+            with pika.BlockingConnection(pika.URLParameters(private_node.amqp_url)) as conn:
+                return conn.channel().queue_declare(queue, passive=True).method.message_count
+
+        wait_until(lambda: depth() == before + 1, timeout=15, message="the message that met the alarm went out")
+        late = live.wait_for("published", lambda e: e["routing_key"] == queue, count=published_before + 1)
+        assert late[-1]["confirmed"] is True
+        assert lab.post("/api/publish", publish).status_code == 200
+    finally:
+        live.close()

@@ -68,3 +68,16 @@ def test_no_request_yields_a_500_or_drops_the_broker(fuzz_lab, tmp_path):
     assert after["connected"], "the broker link was lost during the fuzz run"
     assert after["since"] == before["since"], "the broker link dropped and reconnected during the fuzz run"
     assert fuzz_lab.process.poll() is None
+
+
+def test_the_stateful_phase_can_undo_what_it_makes(shared_lab):
+    """The OpenAPI links the stateful phase follows: a binding it makes is unmade, a burst it runs is cancelled,
+    each through the route that does it, with the created resource's own fields."""
+    paths = shared_lab.get("/api/openapi.json").json()["paths"]
+    burst = paths["/api/rpc/burst"]["post"]["responses"]["200"]["links"]
+    assert burst["delete_/api/rpc/bursts/{burst_id}"]["parameters"] == {"burst_id": "$response.body#/burst_id"}
+    bound = paths["/api/bindings"]["post"]["responses"]["201"]["links"]
+    body = bound["delete_/api/bindings"]["requestBody"]
+    assert body["source"] == "$response.body#/source" and body["routing_key"] == "$response.body#/routing_key"
+    assert set(body) == {"source", "destination", "destination_type", "routing_key", "arguments"}
+    assert "/api/rpc/bursts/{burst_id}" in paths and "delete" in paths["/api/bindings"]

@@ -80,9 +80,47 @@ def test_an_error_on_one_message_is_reported_on_its_consumer_which_goes_on(broke
             assert any(name == "consumer" and e["change"] == "error" and e["errors"] == 1 for name, e in events)
         channel.basic_publish("", queue, b"fine")
         wait_until(lambda: consumer.handled == 2 and consumer.acked == 2, timeout=10, message="the next message")
-        assert consumer.snapshot()["errors"] == 1
+        snapshot = consumer.snapshot()
+        assert snapshot["errors"] == 1
+        # A message handled fine takes it back to consuming; what went wrong stays as last_error.
+        assert (snapshot["state"], snapshot["error"]) == ("consuming", None)
+        assert "simulated fault" in snapshot["last_error"]
+        with lock:
+            assert any(name == "consumer" and e["change"] == "consuming" for name, e in events)
         declared = amqp.fresh_channel().queue_declare(queue, passive=True).method
         assert declared.consumer_count == 1 and declared.message_count == 0
+    finally:
+        consumer.stop()
+
+
+def test_a_failing_fallback_view_still_settles_the_message_once_and_counts_one_error(
+    broker_url, amqp, unique, monkeypatch
+):
+    import rabbit.consumer as consumer_module
+
+    real_view = consumer_module.message_view
+
+    def view(exchange, routing_key, properties, body, **kw):
+        if body == b"boom":
+            raise ValueError("the fallback view failed too")
+        return real_view(exchange, routing_key, properties, body, **kw)
+
+    monkeypatch.setattr(consumer_module, "message_view", view)
+    for on_message, counter in (("reject", "rejected"), ("ack", "acked")):
+        settles_once(broker_url, amqp, declare_queue(amqp, unique(f"fallback-{on_message}")), on_message, counter)
+
+
+def settles_once(broker_url, amqp, queue: str, on_message: str, counter: str) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    consumer = FailsOnBoom(broker_url, queue, lambda n, p: events.append((n, p)), ack="manual", on_message=on_message)
+    consumer.start()
+    try:
+        amqp.fresh_channel().basic_publish("", queue, b"boom")
+        wait_until(lambda: getattr(consumer, counter) == 1, timeout=10, message=f"the message {on_message}ed")
+        assert consumer.errors == 1 and consumer.handled == 1, consumer.snapshot()
+        assert any(n == "delivery" and p.get("error") for n, p in events)
+        declared = amqp.fresh_channel().queue_declare(queue, passive=True).method
+        assert declared.message_count == 0 and declared.consumer_count == 1  # settled, not left unacked
     finally:
         consumer.stop()
 

@@ -193,26 +193,61 @@ def test_a_queue_deleted_by_another_app_just_before_a_publish_is_a_topology_chan
     check = sent["prediction_check"]
     assert check["verdict"] == "topology_changed"
     assert check["topology_changed"] is True
-    assert check["repredicted"] == []
+    # Without the management API the exchange's other bindings are unknown: read again, nothing is known.
+    assert check["repredicted"] is None
     assert "the topology changed" in check["note"]
     event = live.wait_for("published", lambda e: e["id"] == sent["id"])[0]
     assert event["prediction_check"] == check
 
 
-def test_a_binding_another_app_made_that_the_lab_cannot_see_makes_the_prediction_wrong(
+def test_without_management_a_binding_another_app_made_makes_the_prediction_unknown_not_dropped(
     shared_lab, lab_made, amqp, unique
 ):
-    exchange, queue = unique("blind-x"), unique("blind-q")
+    """The lab declares `logs` (fanout); a tutorial's receive_logs.py binds its own queue with plain pika."""
+    exchange, queue = unique("logs"), unique("receive-logs-q")
     lab_made.add("exchanges", {"name": exchange, "type": "fanout"})
     amqp.channel.queue_declare(queue)
     amqp.queues.append(queue)
     amqp.channel.queue_bind(queue, exchange)  # not through the lab, and no management API to list it
+    answer = route(shared_lab, exchange, "")
+    assert (answer["routed"], answer["queues"], answer["unknown_bindings"]) == (None, [], [exchange])
+    assert not any("drops it" in n for n in answer["notes"])
+    assert any("its bindings are unknown without the management API" in c for c in answer["caveats"])
+    assert any("rabbitmq-plugins enable rabbitmq_management" in c for c in answer["caveats"])
     sent = publish(shared_lab, exchange)
-    assert (sent["predicted"], sent["routed"]) == ([], True)
-    check = sent["prediction_check"]
-    assert check["verdict"] == "prediction_wrong"
-    assert check["topology_changed"] is False
-    assert "without the management API" in check["note"]
+    assert (sent["predicted"], sent["routed"]) == (None, True)  # the broker delivers; the lab did not say it drops
+    assert sent["prediction_check"] is None
+    assert amqp.channel.queue_declare(queue, passive=True).method.message_count == 1
+
+
+def test_without_management_a_standard_exchange_with_a_foreign_binding_is_unknown(shared_lab, amqp, unique):
+    queue, key = unique("amq-topic-q"), unique("news.sport")
+    amqp.channel.queue_declare(queue)
+    amqp.queues.append(queue)
+    amqp.channel.queue_bind(queue, "amq.topic", key)
+    try:
+        answer = route(shared_lab, "amq.topic", key)
+        assert (answer["routed"], answer["unknown_bindings"]) == (None, ["amq.topic"])
+        assert not any("drops it" in n for n in answer["notes"])
+    finally:
+        amqp.channel.queue_unbind(queue, "amq.topic", key)
+
+
+def test_without_management_the_lab_s_matches_stand_with_a_caveat(shared_lab, lab_made, unique):
+    exchange, queue = unique("some-x"), unique("some-q")
+    lab_made.add("exchanges", {"name": exchange, "type": "direct"})
+    lab_made.add("queues", {"name": queue})
+    lab_made.add("bindings", {"source": exchange, "destination": queue, "routing_key": "k"})
+    answer = route(shared_lab, exchange, "k")
+    assert (answer["routed"], answer["queues"], answer["unknown_bindings"]) == (True, [queue], [])
+    assert any("other applications' bindings are unknown" in c for c in answer["caveats"])
+
+
+def test_an_internal_exchange_is_still_refused_without_management(shared_lab, lab_made, unique):
+    exchange = unique("internal-x")
+    lab_made.add("exchanges", {"name": exchange, "type": "fanout", "internal": True})
+    answer = route(shared_lab, exchange, "")
+    assert (answer["routed"], answer["refused"], answer["unknown_bindings"]) == (False, "internal exchange", [])
 
 
 def test_a_binding_made_just_before_a_publish_is_found_by_a_re_read(managed_lab, managed_made, foreign, unique):

@@ -52,7 +52,7 @@ def animals(made: Made, unique) -> tuple[str, list[str]]:
 def test_a_near_miss_fix_really_routes_on_the_broker(shared_lab, amqp, animals):
     exchange, queues = animals
     answer = shared_lab.post("/api/route", {"exchange": exchange, "routing_key": "quick.orange"}).json()
-    assert answer["routed"] is False
+    assert answer["routed"] is None  # the shared broker has no management API: not known to be dropped
     near = {n["binding"]["routing_key"]: n for n in answer["near_misses"]}
     assert "one word short: `*` needs a third word" in near["*.orange.*"]["difference"]
     assert answer["misses_total"] == 4

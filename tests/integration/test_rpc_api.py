@@ -13,7 +13,16 @@ from tests.conftest import wait_until
 
 pytestmark = pytest.mark.broker
 
-RPC_EVENTS = ("rpc_request", "rpc_reply", "rpc_timeout", "rpc_error", "rpc_orphan", "rpc_burst_progress", "rpc_servers")
+RPC_EVENTS = (
+    "rpc_request",
+    "rpc_reply",
+    "rpc_timeout",
+    "rpc_error",
+    "rpc_orphan",
+    "rpc_burst_progress",
+    "rpc_servers",
+    "rpc_refused",
+)
 
 
 class Events:
@@ -65,6 +74,7 @@ def servers(shared_lab, amqp, unique):
     yield start
     for sid in started:
         shared_lab.delete(f"/api/rpc/servers/{sid}?kill=1")
+    shared_lab.delete("/api/rpc/servers?stopped=1")  # killed servers stay listed until cleared
 
 
 def server_stats(lab, sid: str) -> dict:
@@ -91,8 +101,68 @@ def test_start_call_list_and_stop_a_server(shared_lab, servers, events):
     stopped = shared_lab.delete(f"/api/rpc/servers/{started['id']}")
     assert stopped.status_code == 200
     assert stopped.json()["server"]["exit_code"] == 0 and stopped.json()["server"]["killed"] is False
-    assert server_stats(shared_lab, started["id"]) == {}
+    # It stays listed, stopped, with its final counts, until cleared (issue 18).
+    listed = server_stats(shared_lab, started["id"])
+    assert listed["state"] == "stopped" and listed["handled"] == 1 and listed["exit_code"] == 0
+    again = shared_lab.delete(f"/api/rpc/servers/{started['id']}")
+    assert again.status_code == 200 and again.json()["server"]["state"] == "stopped"
+    cleared = shared_lab.delete("/api/rpc/servers?stopped=1").json()
+    assert started["id"] in cleared["cleared"] and server_stats(shared_lab, started["id"]) == {}
     assert shared_lab.delete(f"/api/rpc/servers/{started['id']}").status_code == 404
+
+
+def test_a_killed_server_stays_listed_with_its_final_counts_until_cleared(shared_lab, servers, events):
+    [first, second] = servers(count=2)
+    for n in range(6):
+        assert shared_lab.post("/api/rpc/call", {"n": n, "queue": servers.queue}).status_code == 200
+    wait_until(
+        lambda: (
+            server_stats(shared_lab, first["id"]).get("handled", 0)
+            + server_stats(shared_lab, second["id"]).get("handled", 0)
+            == 6
+        ),
+        message="6 handled",
+    )
+    handled = server_stats(shared_lab, first["id"])["handled"]
+    killed = shared_lab.delete(f"/api/rpc/servers/{first['id']}?kill=1").json()["server"]
+    assert killed["state"] == "killed" and killed["killed"] is True and killed["exit_code"] == -9
+    listed = server_stats(shared_lab, first["id"])
+    assert listed["state"] == "killed" and listed["handled"] == handled and listed["ended_at"] > 0
+    assert server_stats(shared_lab, second["id"])["state"] == "serving"
+    wait_until(  # the live list says so too
+        lambda: any(
+            s["id"] == first["id"] and s["state"] == "killed" for e in events.of("rpc_servers") for s in e["servers"]
+        ),
+        message="an rpc_servers event with the killed server",
+    )
+    assert shared_lab.delete("/api/rpc/servers").status_code == 400  # ?stopped=1 is required
+    cleared = shared_lab.delete("/api/rpc/servers?stopped=1").json()
+    assert first["id"] in cleared["cleared"] and second["id"] not in cleared["cleared"]
+    assert [s["id"] for s in cleared["servers"] if s["id"] in (first["id"], second["id"])] == [second["id"]]
+
+
+def test_calls_refused_before_sending_are_in_the_round_trip_list(shared_lab, amqp, unique, events):
+    queue = unique("rpc-refused")
+    amqp.channel.queue_declare(queue)
+    amqp.queues.append(queue)
+    no_server = shared_lab.post("/api/rpc/call", {"n": 5, "queue": queue, "timeout_s": 1})
+    assert no_server.status_code == 504
+    bad_n = shared_lab.post("/api/rpc/call", {"n": -3, "queue": queue})
+    assert bad_n.status_code == 400
+    bad_queue = shared_lab.post("/api/rpc/call", {"n": 3, "queue": "bad\nqueue"})
+    assert bad_queue.status_code == 400
+    refused = wait_until(
+        lambda: (lambda found: found if len(found) >= 2 else None)(events.of("rpc_refused", queue=queue)),
+        message="two rpc_refused events",
+    )
+    assert [e["n"] for e in refused] == ["5", "-3"]
+    assert "0 consumers" in refused[0]["reason"] and refused[0]["status"] == 504
+    assert refused[1]["status"] == 400 and "n" in refused[1]["reason"]
+    [bad] = wait_until(lambda: events.of("rpc_refused", queue="bad\nqueue") or None, message="bad queue event")
+    assert bad["status"] == 400 and bad["n"] == "3"
+    assert events.of("rpc_request", queue=queue) == []  # nothing was sent
+    timeline = shared_lab.get("/api/rpc/status").json()["timeline"]
+    assert any(t["event"] == "rpc_refused" and t["data"]["queue"] == queue for t in timeline)
 
 
 def test_direct_reply_to_call(shared_lab, servers):

@@ -135,6 +135,7 @@ def test_post_rpc_servers_takes_the_queue_knobs(shared_lab, amqp, unique):
         assert refused.value.reply_code == 406
     finally:
         shared_lab.delete(f"/api/rpc/servers/{server['id']}?kill=1")
+        shared_lab.delete("/api/rpc/servers?stopped=1")  # killed servers stay listed until cleared
     bad = shared_lab.post("/api/rpc/servers", {"queue": queue, "queue_durable": False, "queue_type": "quorum"})
     assert bad.status_code == 400 and "always durable" in bad.json()["error"]["message"]
 

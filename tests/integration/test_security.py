@@ -222,6 +222,24 @@ def test_json_routes_take_application_json_only(shared_lab, amqp, unique):
     amqp.queues.append(name)
 
 
+def test_a_bodyless_state_changing_request_takes_json_or_no_content_type_only(shared_lab, amqp, unique):
+    queue = unique("form-purge")
+    amqp.channel.queue_declare(queue)
+    amqp.queues.append(queue)
+    amqp.channel.basic_publish("", queue, b"keep me")
+    purge = f"{shared_lab.base_url}/api/queues/{queue}/purge"
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"):
+        for method in ("POST", "DELETE"):
+            url = purge if method == "POST" else f"{shared_lab.base_url}/api/queues/{queue}"
+            response = requests.request(method, url, headers={"Content-Type": content_type}, timeout=15)
+            assert response.status_code == 415, (method, content_type, response.text)
+            assert response.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert amqp.fresh_channel().queue_declare(queue, passive=True).method.message_count == 1
+    assert requests.post(purge, timeout=15).status_code == 200  # no Content-Type: a bodyless call from a script
+    json_purge = requests.post(purge, headers={"Content-Type": "application/json"}, timeout=15)
+    assert json_purge.status_code == 200, json_purge.text
+
+
 def test_a_cross_site_request_without_an_origin_is_refused(shared_lab, unique):
     purge = f"/api/queues/{unique('nope')}/purge"
     for site in ("cross-site", "same-site"):
@@ -304,6 +322,25 @@ def test_the_session_cookie_is_secure_over_https(broker_url):
         assert "Secure" not in plain.headers["Set-Cookie"]
     finally:
         app.extensions["rabbitlens"].shutdown()
+
+
+def test_behind_a_trusted_tls_proxy_the_session_cookie_is_secure(broker_url):
+    from app import create_app
+
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "localhost"}
+    for trust_proxy, secure in ((0, False), (1, True)):
+        app = create_app(
+            {"amqp_url": broker_url, "token": TOKEN, "async_mode": "threading", "trust_proxy": trust_proxy}
+        )
+        try:
+            client = app.test_client()
+            response = client.post(
+                "/api/session", json={"token": TOKEN}, base_url="http://127.0.0.1", headers=forwarded
+            )
+            assert response.status_code == 200, response.text
+            assert ("Secure" in response.headers["Set-Cookie"]) is secure, (trust_proxy, response.headers["Set-Cookie"])
+        finally:
+            app.extensions["rabbitlens"].shutdown()
 
 
 def test_repeated_wrong_tokens_are_slowed_down(locked_lab):
