@@ -1,4 +1,4 @@
-"""The wiring of the timeline and the verifier to the hub (web/messages.py), with a fake hub and topology."""
+"""The message service (lab/message_service.py) and its tee on the hub (web/messages.py), with fakes."""
 
 from __future__ import annotations
 
@@ -7,25 +7,24 @@ from typing import Any
 
 import pytest
 
+from lab import message_service as messages
+from lab.message_service import MessageService
 from rabbit.errors import LabError
-from web import messages
-from web.messages import MessagesService, tee
+from web.messages import tee
 
 
 class Hub:
+    """The event sink: ``stream`` (high rate) and ``emit`` (low rate); ``tasks`` records what was spawned."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, Any]] = []
         self.tasks: list[Any] = []
-        self.socketio = types.SimpleNamespace(start_background_task=self.tasks.append)
 
-    def publish(self, event: str, payload: Any) -> None:
-        self.sent.append(("publish", event, payload))
+    def stream(self, event: str, payload: Any) -> None:
+        self.sent.append(("stream", event, payload))
 
-    def broadcast(self, event: str, payload: Any) -> None:
-        self.sent.append(("broadcast", event, payload))
-
-    def sink(self, event: str, payload: Any) -> None:
-        self.publish(event, payload)
+    def emit(self, event: str, payload: Any) -> None:
+        self.sent.append(("emit", event, payload))
 
 
 class Topology:
@@ -40,12 +39,15 @@ class Topology:
         return types.SimpleNamespace(matches=[match], queues=["q"], lab_queues=[], routed=True, topology_version="v1")
 
 
-def service() -> tuple[MessagesService, Hub, Topology]:
+def build(hub: Hub, topology: Any, kept: int = 100) -> MessageService:
+    watch = types.SimpleNamespace(firehose=types.SimpleNamespace(enabled=False))
+    settings = types.SimpleNamespace(messages_kept=kept)
+    return MessageService(settings, hub, topology=topology, watch=watch, spawn=hub.tasks.append)
+
+
+def service() -> tuple[MessageService, Hub, Topology]:
     hub, topology = Hub(), Topology()
-    lab = types.SimpleNamespace(
-        settings=types.SimpleNamespace(messages_kept=100), services={"topology": topology}, hub=hub
-    )
-    return MessagesService(lab), hub, topology
+    return build(hub, topology), hub, topology
 
 
 def published(n: int, exchange: str = "x") -> dict[str, Any]:
@@ -53,12 +55,12 @@ def published(n: int, exchange: str = "x") -> dict[str, Any]:
             "routed": True, "time": 1.0}  # fmt: skip
 
 
-def test_the_tee_shows_every_published_and_broadcast_event_after_the_hub():
+def test_the_tee_shows_every_streamed_and_emitted_event_after_the_hub():
     seen: list[str] = []
     hub = Hub()
     tee(hub, lambda name, _payload: seen.append(name))
-    hub.sink("delivery", {})
-    hub.broadcast("taps", [])
+    hub.stream("delivery", {})
+    hub.emit("taps", [])
     assert [e for _, e, _ in hub.sent] == ["delivery", "taps"]
     assert seen == ["delivery", "taps"]
 
@@ -118,6 +120,5 @@ def test_odd_payloads_never_raise(payload):
 
 
 def test_a_kept_count_below_one_is_refused_by_its_setting_name():
-    lab = types.SimpleNamespace(settings=types.SimpleNamespace(messages_kept=0), services={}, hub=Hub())
     with pytest.raises(ValueError, match="RABBITLENS_MESSAGES_KEPT"):
-        MessagesService(lab)
+        build(Hub(), Topology(), kept=0)
