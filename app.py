@@ -19,7 +19,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO
 
 from lab.broker import BrokerService
 from lab.container import Lab
-from lab.events import EventSink, Spawn
+from lab.events import EventSink, ObservedSink, Spawn
 from lab.limits import Slots
 from lab.message_service import MessageService
 from lab.rpc import RpcService
@@ -112,7 +112,9 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         client_max_backlog=settings.client_max_backlog,
         client_max_backlog_bytes=settings.client_max_backlog_bytes,
     )
-    lab = build_lab(settings, hub, socketio.start_background_task)
+    events = ObservedSink(hub)  # every service reports here; the message service also sees each event
+    lab = build_lab(settings, events, socketio.start_background_task)
+    events.observers.append(lab.messages.observe)
     app.extensions[EXTENSION_KEY] = lab
     app.extensions[HUB_KEY] = hub
     app.extensions["socketio_server"] = socketio
@@ -123,8 +125,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(docs_bp)
-    messages.init_app(app, lab, hub)  # first: its tee on the hub sees every area's events
-    for area in (topology, traffic, watch, rpc, spies, rpc_refused):  # also the order a new page gets their state
+    # Also the order in which a new page gets each area's state.
+    for area in (topology, traffic, watch, rpc, spies, rpc_refused, messages):
         area.init_app(app, lab, hub)
 
     @socketio.on("connect")

@@ -36,6 +36,28 @@ def start_thread(target: Callable[[], None]) -> threading.Thread:
     return thread
 
 
+class ObservedSink:
+    """An :class:`EventSink` that hands every event to ``sink`` and then shows it to each of ``observers``
+    (``observe(event, data)``): how the message service sees what every other service reports. Observers may be
+    added after the services are built (they hold this sink, not the observers)."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+        self.observers: list[Callable[[str, Any], None]] = []
+
+    def emit(self, event: str, data: Any) -> None:
+        self.sink.emit(event, data)
+        self._show(event, data)
+
+    def stream(self, event: str, data: Any) -> None:
+        self.sink.stream(event, data)
+        self._show(event, data)
+
+    def _show(self, event: str, data: Any) -> None:
+        for observe in list(self.observers):
+            observe(event, data)
+
+
 class RecordingSink:
     """An :class:`EventSink` that keeps every event, in order (for scripts and tests that build a service alone)."""
 

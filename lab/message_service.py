@@ -1,9 +1,10 @@
 """A message's whole life and "explain, then verify" for one lab: :class:`MessageService`.
 
-It is fed every event the lab's services report (the web layer tees the live hub into :meth:`MessageService.observe`),
-so no area has to know of it. The ``routed`` stages come from the routing engine, asked once per (exchange, key,
-headers) a second (a burst of 10,000 copies is routed once); traced publishes are verified by a worker of their own
-from a bounded queue, so a flood never slows the firehose (what does not fit is counted in ``skipped``).
+It is fed every event the lab's services report (``create_app`` adds :meth:`MessageService.observe` to the lab's
+``ObservedSink``), so no area has to know of it. The ``routed`` stages come from the routing engine, asked once per
+(exchange, key, headers) a second (a burst of 10,000 copies is routed once); traced publishes are verified by a
+worker of their own from a bounded queue, so a flood never slows the firehose (what does not fit is counted in
+``skipped``).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class MessageService:
         self._stopping = False
         self._worker_started = False
 
-    # ----------------------------------------------------------------- the tee
+    # ----------------------------------------------------------------- what it observes
     def observe(self, name: str, payload: Any) -> None:
         """Every event the hub sends: to the timeline, a prediction for each publish, traced publishes to verify."""
         try:

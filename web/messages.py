@@ -2,12 +2,11 @@
 
 Routes: ``GET /api/messages/<id>`` (a lab message's timeline), ``GET /api/route/verification`` (the engine's
 predictions checked against the broker's routing of every traced publish). Socket.IO: ``route_disagreement``.
-The service sees every event through a tee on the live hub (:func:`tee`), installed before the lab starts.
+The service sees every event the other services report through the lab's ``ObservedSink`` (see ``create_app``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask
@@ -20,22 +19,6 @@ from web.lab import current_lab
 from web.live import LiveHub
 
 bp = Blueprint("messages", __name__)
-
-
-def tee(hub: LiveHub, observe: Callable[[str, Any], None]) -> None:
-    """Show ``observe`` every event ``hub`` emits or streams (after the hub has it)."""
-    emit, stream = hub.emit, hub.stream
-
-    def emit_and_observe(event: str, payload: Any) -> None:
-        emit(event, payload)
-        observe(event, payload)
-
-    def stream_and_observe(event: str, payload: Any) -> None:
-        stream(event, payload)
-        observe(event, payload)
-
-    hub.emit = emit_and_observe  # type: ignore[method-assign]
-    hub.stream = stream_and_observe  # type: ignore[method-assign]
 
 
 def service() -> MessageService:
@@ -78,5 +61,4 @@ def get_verification() -> dict[str, Any]:
 
 
 def init_app(app: Flask, lab: Lab, hub: LiveHub) -> None:
-    tee(hub, lab.messages.observe)
     app.register_blueprint(bp)

@@ -1,4 +1,4 @@
-"""The message service (lab/message_service.py) and its tee on the hub (web/messages.py), with fakes."""
+"""The message service (lab/message_service.py) and the observed sink that feeds it, with fakes."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from lab import message_service as messages
+from lab.events import ObservedSink
 from lab.message_service import MessageService
 from rabbit.errors import LabError
-from web.messages import tee
 
 
 class Hub:
@@ -55,12 +55,13 @@ def published(n: int, exchange: str = "x") -> dict[str, Any]:
             "routed": True, "time": 1.0}  # fmt: skip
 
 
-def test_the_tee_shows_every_streamed_and_emitted_event_after_the_hub():
+def test_the_observed_sink_shows_every_streamed_and_emitted_event_after_the_hub():
     seen: list[str] = []
     hub = Hub()
-    tee(hub, lambda name, _payload: seen.append(name))
-    hub.stream("delivery", {})
-    hub.emit("taps", [])
+    sink = ObservedSink(hub)
+    sink.observers.append(lambda name, _payload: seen.append(name))
+    sink.stream("delivery", {})
+    sink.emit("taps", [])
     assert [e for _, e, _ in hub.sent] == ["delivery", "taps"]
     assert seen == ["delivery", "taps"]
 
