@@ -12,39 +12,59 @@ Every change the lab makes is reported to the injected ``on_change()``.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import pika.exceptions as pex
-
 from rabbit.errors import LabError
+from rabbit.topology_management import MIRRORING_REMOVED, from_management, with_exact_arguments
+from rabbit.topology_model import (
+    DEFAULT_EXCHANGE,
+    DIRECT_REPLY_TO_PREFIX,
+    MANAGEMENT_HINT,
+    STANDARD_EXCHANGE_NAMES,
+    STANDARD_EXCHANGES,
+    Registry,
+    binding_key,
+    binding_record,
+    exchange_record,
+    queue_record,
+    routing_inputs,
+    snapshot_of,
+    standard_exchanges,
+    topology_version,
+)
+from rabbit.topology_probe import _bindings_unknown, _column, _missing, probe
+
+__all__ = [
+    "DEFAULT_EXCHANGE",
+    "DIRECT_REPLY_TO_PREFIX",
+    "MANAGEMENT_HINT",
+    "MIRRORING_REMOVED",
+    "STANDARD_EXCHANGES",
+    "STANDARD_EXCHANGE_NAMES",
+    "Link",
+    "Management",
+    "Registry",
+    "Topology",
+    "binding_key",
+    "binding_record",
+    "exchange_record",
+    "from_management",
+    "probe",
+    "queue_record",
+    "routing_inputs",
+    "snapshot_of",
+    "standard_exchanges",
+    "topology_version",
+    "with_exact_arguments",
+]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_EXCHANGE = ""
-# Exchanges every RabbitMQ vhost has (amq.rabbitmq.trace is internal and only there with tracing on).
-STANDARD_EXCHANGES: tuple[tuple[str, str], ...] = (
-    ("", "direct"),
-    ("amq.direct", "direct"),
-    ("amq.fanout", "fanout"),
-    ("amq.headers", "headers"),
-    ("amq.match", "headers"),
-    ("amq.topic", "topic"),
-)
-STANDARD_EXCHANGE_NAMES = frozenset(name for name, _ in STANDARD_EXCHANGES)
-MANAGEMENT_HINT = (
-    "the management API shows every exchange, queue and binding of the vhost: turn its plugin on with "
-    "`rabbitmq-plugins enable rabbitmq_management`"
-)
-DIRECT_REPLY_TO_PREFIX = "amq.rabbitmq.reply-to."
 
 
 class Link(Protocol):
@@ -55,295 +75,6 @@ class Management(Protocol):
     def available(self, *, refresh: bool = False) -> bool: ...
 
     def get(self, path: str, **params: Any) -> Any: ...
-
-
-# --------------------------------------------------------------------------- records (the JSON shapes)
-def exchange_record(
-    name: str,
-    type: str,
-    *,
-    durable: bool = False,
-    auto_delete: bool = False,
-    internal: bool = False,
-    arguments: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "type": type,
-        "durable": bool(durable),
-        "auto_delete": bool(auto_delete),
-        "internal": bool(internal),
-        "arguments": dict(arguments or {}),
-    }
-
-
-def queue_record(
-    name: str,
-    *,
-    durable: bool = False,
-    exclusive: bool = False,
-    auto_delete: bool = False,
-    arguments: Mapping[str, Any] | None = None,
-    messages: int = 0,
-    consumers: int = 0,
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "durable": bool(durable),
-        "exclusive": bool(exclusive),
-        "auto_delete": bool(auto_delete),
-        "arguments": dict(arguments or {}),
-        "messages": int(messages or 0),
-        "consumers": int(consumers or 0),
-    }
-
-
-MIRRORING_REMOVED = "classic mirrored queues were removed in RabbitMQ 4.0: use a quorum queue"
-
-
-def _mirroring(queue: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"mirrored": ...}`` for a queue a policy mirrors (``ha-mode`` in its effective policy), else nothing:
-    what it asks for and that RabbitMQ 4.0 no longer does it."""
-    definition = queue.get("effective_policy_definition")
-    if not isinstance(definition, Mapping) or "ha-mode" not in definition:
-        return {}
-    mode = definition.get("ha-mode")
-    params = definition.get("ha-params")
-    asked = f"ha-mode {mode}" + (f" {params}" if params is not None else "")
-    policy = queue.get("policy")
-    return {"mirrored": f"policy '{policy}' asks for {asked}: {MIRRORING_REMOVED}" if policy else MIRRORING_REMOVED}
-
-
-def binding_record(
-    source: str,
-    destination: str,
-    destination_type: str = "queue",
-    routing_key: str = "",
-    arguments: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "source": source,
-        "destination": destination,
-        "destination_type": destination_type,
-        "routing_key": routing_key,
-        "arguments": dict(arguments or {}),
-    }
-
-
-def binding_key(binding: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
-    """What makes a binding unique on the broker: both ends, the key and the arguments (nested tables in their
-    order: the broker tells ``{"k": 1, "j": 2}`` from ``{"j": 2, "k": 1}``)."""
-    args = json.dumps(sorted((binding.get("arguments") or {}).items()), default=str)
-    return (binding["source"], binding["destination"], binding["destination_type"], binding["routing_key"], args)
-
-
-def standard_exchanges() -> list[dict[str, Any]]:
-    return [exchange_record(name, kind, durable=True) for name, kind in STANDARD_EXCHANGES]
-
-
-def snapshot_of(
-    source: str, exchanges: Iterable[dict[str, Any]], queues: Iterable[dict[str, Any]], bindings: Iterable[dict]
-) -> dict[str, Any]:
-    """The ``GET /api/topology`` object, sorted so that equal topologies compare equal."""
-    return {
-        "source": source,
-        "exchanges": sorted(exchanges, key=lambda e: e["name"]),
-        "queues": sorted(queues, key=lambda q: q["name"]),
-        "bindings": sorted(bindings, key=binding_key),
-    }
-
-
-def _bindings_unknown(result: Any) -> None:
-    """Without the management API the lab knows only the bindings it made itself: the exchanges a message passes
-    through may have bindings of other applications (a tutorial's ``receive_logs.py`` binding its own queue), so a
-    message nothing the lab knows takes is not known to be dropped (``routed`` None), and one that something takes
-    may go elsewhere too."""
-    passed = [name for name, _via, _matched in result.visited if name != DEFAULT_EXCHANGE]
-    if not passed:
-        return
-    if result.queues:
-        result.caveat(
-            "other applications' bindings are unknown without the management API: "
-            "the message may reach other queues too"
-        )
-        return
-    drops = "no queue takes the message: the broker drops it (or returns it if published mandatory)"
-    result.notes = [n for n in result.notes if n != drops]
-    for name in passed:
-        if name not in result.unknown:
-            result.unknown.append(name)
-            result.caveat(
-                f"'{name}' exists; its bindings are unknown without the management API "
-                "(only the lab's own bindings are known, and none of them takes this message)"
-            )
-
-
-# --------------------------------------------------------------------------- the management API's view
-def from_management(
-    exchanges: Iterable[Mapping[str, Any]], queues: Iterable[Mapping[str, Any]], bindings: Iterable[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """Normalise the management API's lists to the snapshot shape.
-
-    The implicit bindings of the default exchange (one per queue, key = queue name) are left out: every queue
-    has one and cannot lose it, the routing engine knows the rule, and listing them would only hide the real ones.
-    """
-    return snapshot_of(
-        "management",
-        (
-            exchange_record(
-                e.get("name", ""),
-                e.get("type", "direct"),
-                durable=e.get("durable", False),
-                auto_delete=e.get("auto_delete", False),
-                internal=e.get("internal", False),
-                arguments=e.get("arguments") or {},
-            )
-            for e in exchanges
-        ),
-        (
-            queue_record(
-                q["name"],
-                durable=q.get("durable", False),
-                exclusive=q.get("exclusive", False),
-                auto_delete=q.get("auto_delete", False),
-                arguments=q.get("arguments") or {},
-                messages=q.get("messages") or 0,
-                consumers=q.get("consumers") or 0,
-            )
-            | _mirroring(q)
-            for q in queues
-        ),
-        (
-            _unclear(
-                binding_record(
-                    b.get("source", ""),
-                    b["destination"],
-                    b.get("destination_type", "queue"),
-                    b.get("routing_key", ""),
-                    b.get("arguments") or {},
-                )
-            )
-            for b in bindings
-            if b.get("source", "") != DEFAULT_EXCHANGE
-        ),
-    )
-
-
-def _unclear(record: dict[str, Any]) -> dict[str, Any]:
-    """Mark the arguments the management view may show otherwise than the broker holds them
-    (``arguments_unclear``): a void value comes as the string "undefined", a nested table with its keys sorted."""
-    from rabbit.routing import blurred_by_management
-
-    unclear = sorted(k for k, v in record["arguments"].items() if blurred_by_management(v))
-    if unclear:
-        record["arguments_unclear"] = unclear
-    return record
-
-
-def with_exact_arguments(snapshot: dict[str, Any], made: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The management snapshot with the lab's own bindings' arguments as the lab declared them (exact), in place
-    of the management API's rendering of them; only the bindings marked ``arguments_unclear`` can differ."""
-    from rabbit.routing import same_in_management_view
-
-    ends = ("source", "destination", "destination_type", "routing_key")
-    candidates: dict[tuple, list[Mapping[str, Any]]] = {}
-    for record in made:
-        candidates.setdefault(tuple(record[k] for k in ends), []).append(record)
-    if not any(b.get("arguments_unclear") for b in snapshot["bindings"]):
-        return snapshot
-    bindings = []
-    for binding in snapshot["bindings"]:
-        pool = candidates.get(tuple(binding[k] for k in ends)) if binding.get("arguments_unclear") else None
-        exact = next((r for r in pool or [] if same_in_management_view(r["arguments"], binding["arguments"])), None)
-        if exact is None:
-            bindings.append(binding)
-            continue
-        pool.remove(exact)
-        bindings.append(binding_record(*(binding[k] for k in ends), exact["arguments"]))
-    return {**snapshot, "bindings": sorted(bindings, key=binding_key)}
-
-
-def topology_version(snapshot: Mapping[str, Any]) -> str:
-    """A short fingerprint of what routing depends on (exchanges, queue names, bindings; not the counts)."""
-    shape = [
-        [
-            [e["name"], e["type"], e.get("internal", False), sorted(e.get("arguments", {}).items())]
-            for e in snapshot["exchanges"]
-        ],
-        sorted(q["name"] for q in snapshot["queues"]),
-        sorted(binding_key(b) for b in snapshot["bindings"]),
-    ]
-    return hashlib.blake2s(json.dumps(shape, default=str).encode("utf-8"), digest_size=6).hexdigest()
-
-
-# --------------------------------------------------------------------------- what the lab declared
-@dataclass
-class Registry:
-    """What this lab declared (used when the management API is absent). Not thread-safe on its own."""
-
-    exchanges: dict[str, dict[str, Any]] = field(default_factory=dict)
-    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
-    bindings: dict[tuple, dict[str, Any]] = field(default_factory=dict)
-
-    def add_exchange(self, record: dict[str, Any]) -> None:
-        self.exchanges[record["name"]] = record
-
-    def add_queue(self, record: dict[str, Any]) -> None:
-        self.queues[record["name"]] = record
-
-    def add_binding(self, record: dict[str, Any]) -> None:
-        self.bindings[binding_key(record)] = record
-
-    def remove_binding(self, record: Mapping[str, Any]) -> None:
-        self.bindings.pop(binding_key(record), None)
-
-    def remove_exchange(self, name: str) -> None:
-        """An exchange goes with every binding from or to it (as on the broker)."""
-        self.exchanges.pop(name, None)
-        self._drop_bindings(
-            lambda b: b["source"] == name or (b["destination_type"] == "exchange" and b["destination"] == name)
-        )
-
-    def remove_queue(self, name: str) -> None:
-        self.queues.pop(name, None)
-        self._drop_bindings(lambda b: b["destination_type"] == "queue" and b["destination"] == name)
-
-    def _drop_bindings(self, doomed: Callable[[dict[str, Any]], bool]) -> None:
-        for key in [k for k, b in self.bindings.items() if doomed(b)]:
-            del self.bindings[key]
-
-    def snapshot(self) -> dict[str, Any]:
-        exchanges = {e["name"]: e for e in standard_exchanges()}
-        exchanges.update(self.exchanges)
-        return snapshot_of(
-            "lab",
-            [dict(e) for e in exchanges.values()],
-            [dict(q) for q in self.queues.values()],
-            [dict(b) for b in self.bindings.values()],
-        )
-
-
-# --------------------------------------------------------------------------- the routing engine's inputs
-def routing_inputs(snapshot: Mapping[str, Any]) -> tuple[list[Any], list[Any], list[str]]:
-    """``(exchanges, bindings, queue names)`` for :func:`rabbit.routing.route` from a snapshot."""
-    from rabbit.routing import BindingInfo, ExchangeInfo
-
-    exchanges = [
-        ExchangeInfo(e["name"], e["type"], arguments=dict(e.get("arguments") or {}), internal=bool(e.get("internal")))
-        for e in snapshot["exchanges"]
-    ]
-    bindings = [
-        BindingInfo(
-            b["source"],
-            b["destination"],
-            b["destination_type"],
-            routing_key=b.get("routing_key", ""),
-            arguments=dict(b.get("arguments") or {}),
-            unclear=tuple(b.get("arguments_unclear") or ()),
-        )
-        for b in snapshot["bindings"]
-    ]
-    return exchanges, bindings, [q["name"] for q in snapshot["queues"]]
 
 
 # --------------------------------------------------------------------------- the service
@@ -390,6 +121,12 @@ class Topology:
             except Exception:
                 log.exception("topology change callback failed")
 
+    def _record(self, update: Callable[[Registry], Any]) -> None:
+        """Apply ``update`` to the registry (under the lock), then report the change."""
+        with self._lock:
+            update(self.registry)
+        self._changed()
+
     def management_available(self) -> bool:
         return self.management is not None and self.management.available()
 
@@ -417,9 +154,7 @@ class Topology:
                 arguments=dict(arguments or {}),
             )
         )
-        with self._lock:
-            self.registry.add_exchange(record)
-        self._changed()
+        self._record(lambda registry: registry.add_exchange(record))
         return record
 
     def delete_exchange(self, name: str) -> None:
@@ -430,9 +165,7 @@ class Topology:
             ch.exchange_delete(exchange=name)
 
         self._call(work)
-        with self._lock:
-            self.registry.remove_exchange(name)
-        self._changed()
+        self._record(lambda registry: registry.remove_exchange(name))
 
     # ------------------------------------------------------------- queues
     def declare_queue(
@@ -458,9 +191,7 @@ class Topology:
             messages=ok.method.message_count,
             consumers=ok.method.consumer_count,
         )
-        with self._lock:
-            self.registry.add_queue(record)
-        self._changed()
+        self._record(lambda registry: registry.add_queue(record))
         return record
 
     def delete_queue(self, name: str) -> int:
@@ -471,18 +202,13 @@ class Topology:
             return ch.queue_delete(queue=name).method.message_count
 
         count = self._call(work)
-        with self._lock:
-            self.registry.remove_queue(name)
-        self._changed()
+        self._record(lambda registry: registry.remove_queue(name))
         return int(count or 0)
 
     def purge_queue(self, name: str) -> int:
         """Remove the ready messages of ``name``; returns how many."""
         count = self._call(lambda ch: ch.queue_purge(queue=name).method.message_count)
-        with self._lock:
-            if name in self.registry.queues:
-                self.registry.queues[name]["messages"] = 0
-        self._changed()
+        self._record(lambda registry: registry.purge_queue(name))
         return int(count or 0)
 
     # ------------------------------------------------------------- bindings
@@ -496,9 +222,7 @@ class Topology:
     ) -> dict[str, Any]:
         record = binding_record(source, destination, destination_type, routing_key, arguments)
         self._call(lambda ch: self._binding_method(ch, "bind", record))
-        with self._lock:
-            self.registry.add_binding(record)
-        self._changed()
+        self._record(lambda registry: registry.add_binding(record))
         return record
 
     def unbind(
@@ -511,9 +235,7 @@ class Topology:
     ) -> None:
         record = binding_record(source, destination, destination_type, routing_key, arguments)
         self._call(lambda ch: self._binding_method(ch, "unbind", record))
-        with self._lock:
-            self.registry.remove_binding(record)
-        self._changed()
+        self._record(lambda registry: registry.remove_binding(record))
 
     @staticmethod
     def _binding_method(channel: Any, verb: str, record: Mapping[str, Any]) -> Any:
@@ -736,69 +458,3 @@ class Topology:
                 known = dict(list(known.items())[-1000:])
         self._probed = known
         return [n for n in exchanges if known[("x", n)][1]], [n for n in queues if known[("q", n)][1]]
-
-
-def _column(binding: Any) -> tuple[str, ...]:
-    """A binding as a matrix column: both ends, the key and the arguments."""
-    return (
-        binding.source,
-        binding.destination,
-        binding.destination_type,
-        binding.routing_key,
-        json.dumps(list((binding.arguments or {}).items()), default=str),
-    )
-
-
-def _missing(index: Any, exchange: str, routing_key: str, headers: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """The exchanges a publish may reach and the queues the default exchange may name that the topology lacks."""
-    known = index.exchanges
-    if exchange == DEFAULT_EXCHANGE:
-        keys = [routing_key]
-        for name in ("CC", "BCC"):
-            value = headers.get(name)
-            if isinstance(value, list | tuple):
-                keys += [v for v in value if isinstance(v, str)]
-        present = index.queues or ()
-        wanted = [k for k in dict.fromkeys(keys) if k and k not in present and not k.startswith(DIRECT_REPLY_TO_PREFIX)]
-        return [], wanted
-    names = [exchange, *index.exchange_destinations, *index.alternates]
-    return [n for n in dict.fromkeys(names) if n not in known and n != DEFAULT_EXCHANGE], []
-
-
-def probe(
-    channel: Any, exchanges: Iterable[str], queues: Iterable[str]
-) -> tuple[list[str], dict[str, tuple[int, int] | None]]:
-    """Passive declares on a side channel (a 404 closes it; the link's own channel stays untouched).
-
-    Returns the exchanges that no longer exist and, per queue, ``(messages, consumers)`` or None if it is gone
-    (a queue the probe could not read is left out).
-    """
-    connection = channel.connection
-    side = connection.channel()
-    gone: list[str] = []
-    counts: dict[str, tuple[int, int] | None] = {}
-    try:
-        for name in exchanges:
-            if name in STANDARD_EXCHANGE_NAMES:
-                continue
-            try:
-                side.exchange_declare(exchange=name, passive=True)
-            except pex.ChannelClosedByBroker as exc:
-                if exc.reply_code == 404:
-                    gone.append(name)
-                side = connection.channel()
-        for name in queues:
-            try:
-                ok = side.queue_declare(queue=name, passive=True)
-                counts[name] = (ok.method.message_count, ok.method.consumer_count)
-            except pex.ChannelClosedByBroker as exc:
-                # 404: gone. Anything else (e.g. 405 RESOURCE_LOCKED: someone re-made it exclusive): it exists, but
-                # this probe cannot read it; keep the last counts rather than fail the whole listing.
-                if exc.reply_code == 404:
-                    counts[name] = None
-                side = connection.channel()
-    finally:
-        if side.is_open:
-            with contextlib.suppress(Exception):
-                side.close()
-    return gone, counts

@@ -32,19 +32,14 @@ def topic_matches(pattern: str, key: str) -> bool:
     return reach[len(words)]
 
 
-def explain_topic(pattern: str, key: str) -> dict[str, Any]:
-    """Align each token of ``pattern`` with the words of ``key`` it takes, or say where the match fails.
-
-    A ``#`` takes as few words as it can. A non-match is reported at the furthest point any alignment
-    reaches: the first token no alignment gets past, or the words left over after the last token.
-    """
-    tokens, words = split_words(pattern), split_words(key)
+def _alignments(tokens: list[str], words: list[str]) -> tuple[list[list[bool]], list[list[bool]]]:
+    """``(ahead, behind)``: ``ahead[i][j]``: tokens i.. take exactly words j.. ; ``behind[i][j]``: tokens ..i take
+    exactly words ..j (the tables :func:`explain_topic` reads its alignment and its failure point from)."""
     n, m = len(tokens), len(words)
 
     def takes(token: str, j: int) -> bool:  # can a one-word token take word j?
         return j < m and (token == STAR or token == words[j])
 
-    # ahead[i][j]: tokens i.. take exactly words j.. ; behind[i][j]: tokens ..i take exactly words ..j.
     ahead = [[False] * (m + 1) for _ in range(n + 1)]
     ahead[n][m] = True
     for i in range(n - 1, -1, -1):
@@ -65,6 +60,19 @@ def explain_topic(pattern: str, key: str) -> dict[str, Any]:
                 behind[i + 1][j] = earlier
             elif j > 0:
                 behind[i + 1][j] = behind[i][j - 1] and takes(tokens[i], j - 1)
+    return ahead, behind
+
+
+def explain_topic(pattern: str, key: str) -> dict[str, Any]:
+    """Align each token of ``pattern`` with the words of ``key`` it takes, or say where the match fails.
+
+    A ``#`` takes as few words as it can. A non-match is reported at the furthest point any alignment
+    reaches: the first token no alignment gets past, or the words left over after the last token.
+    """
+    tokens, words = split_words(pattern), split_words(key)
+    n, m = len(tokens), len(words)
+
+    ahead, behind = _alignments(tokens, words)
 
     result: dict[str, Any] = {
         "type": "topic",
