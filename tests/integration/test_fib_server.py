@@ -20,6 +20,7 @@ import pytest
 from rabbit.correlation import DUPLICATE, LATE
 from rabbit.rpc import RpcClient, RpcServerError, RpcTimeout
 from tests.conftest import ROOT, wait_until
+from tests.integration.helpers import ServerThreads
 
 pytestmark = pytest.mark.broker
 
@@ -131,22 +132,16 @@ def run_tutorial_server(url: str, queue: str, ready: threading.Event, stop: thre
 
 @pytest.fixture
 def tutorial_server(broker_url, amqp, unique):
-    threads = []
+    servers = ServerThreads()
 
     def start(delay: float = 0.0) -> str:
-        queue = unique(f"tut{len(threads)}")
+        queue = unique(f"tut{len(servers)}")
         amqp.queues.append(queue)
-        ready, stop = threading.Event(), threading.Event()
-        thread = threading.Thread(target=run_tutorial_server, args=(broker_url, queue, ready, stop, delay), daemon=True)
-        thread.start()
-        threads.append((thread, stop))
-        assert ready.wait(10)
+        servers.start(run_tutorial_server, broker_url, queue, delay)
         return queue
 
     yield start
-    for thread, stop in threads:
-        stop.set()
-        thread.join(5)
+    servers.stop()
 
 
 def queue_state(amqp, queue: str) -> tuple[int, int]:

@@ -15,6 +15,7 @@ import pytest
 import socketio
 
 from tests.conftest import wait_until
+from tests.integration.helpers import ServerThreads
 
 pytestmark = [pytest.mark.broker, pytest.mark.private_node]
 
@@ -90,22 +91,15 @@ def tutorial_calls(url: str, queue: str, ns: list[int], direct: bool = False) ->
 
 @pytest.fixture
 def app_server(managed_node):
-    threads = []
+    servers = ServerThreads()
 
     def start(reply_twice: bool = False) -> str:
         queue = f"rl-test-inspect-{uuid.uuid4().hex[:8]}"
-        ready, stop = threading.Event(), threading.Event()
-        args = (managed_node.amqp_url, queue, ready, stop, reply_twice)
-        thread = threading.Thread(target=tutorial_server, args=args, daemon=True)
-        thread.start()
-        threads.append((thread, stop))
-        assert ready.wait(10)
+        servers.start(tutorial_server, managed_node.amqp_url, queue, reply_twice)
         return queue
 
     yield start
-    for thread, stop in threads:
-        stop.set()
-        thread.join(5)
+    servers.stop()
 
 
 def trips_of(lab, cids: set[str]) -> list[dict]:

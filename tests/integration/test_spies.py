@@ -8,6 +8,7 @@ import pika
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration.helpers import publish_when_up
 from tests.integration.test_limits import post_all
 from tests.integration.test_live import LiveClient
 
@@ -225,15 +226,9 @@ def test_a_spy_rebinds_after_the_broker_restarts(private_node, lab_factory):
     private_node.restart()
 
     def republished() -> bool:
-        try:
-            conn = pika.BlockingConnection(pika.URLParameters(private_node.amqp_url))
-        except pika.exceptions.AMQPError:
-            return False
-        try:
-            conn.channel().basic_publish(exchange, "k", b"after restart")
-        finally:
-            conn.close()
-        return any(e["body"]["text"] == "after restart" for e in spy_events(client, spy["id"]))
+        return publish_when_up(private_node.amqp_url, exchange, "k", b"after restart") and any(
+            e["body"]["text"] == "after restart" for e in spy_events(client, spy["id"])
+        )
 
     try:
         wait_until(republished, timeout=60, interval=1.0, message="a spy event after the restart")
