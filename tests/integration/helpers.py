@@ -105,3 +105,13 @@ class ServerThreads:
         for thread, stop in self._running:
             stop.set()
             thread.join(5)
+
+
+def serve_until_stopped(connection, channel, queue: str, on_request, ready: threading.Event, stop: threading.Event):
+    """Consume ``queue`` with ``on_request`` (prefetch 1), say ``ready``, serve until ``stop``, then close."""
+    channel.basic_qos(prefetch_count=1)
+    channel.basic_consume(queue, on_request)
+    ready.set()
+    while not stop.is_set():
+        connection.process_data_events(time_limit=0.1)
+    connection.close()

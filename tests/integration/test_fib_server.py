@@ -20,7 +20,7 @@ import pytest
 from rabbit.correlation import DUPLICATE, LATE
 from rabbit.rpc import RpcClient, RpcServerError, RpcTimeout
 from tests.conftest import ROOT, wait_until
-from tests.integration.helpers import ServerThreads
+from tests.integration.helpers import ServerThreads, serve_until_stopped
 
 pytestmark = pytest.mark.broker
 
@@ -122,12 +122,7 @@ def run_tutorial_server(url: str, queue: str, ready: threading.Event, stop: thre
         ch.basic_publish("", props.reply_to, str(slow_fib(int(body))).encode(), reply)
         ch.basic_ack(method.delivery_tag)
 
-    channel.basic_qos(prefetch_count=1)
-    channel.basic_consume(queue, on_request)
-    ready.set()
-    while not stop.is_set():
-        connection.process_data_events(time_limit=0.1)
-    connection.close()
+    serve_until_stopped(connection, channel, queue, on_request, ready, stop)
 
 
 @pytest.fixture

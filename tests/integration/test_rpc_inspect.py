@@ -15,7 +15,7 @@ import pytest
 import socketio
 
 from tests.conftest import wait_until
-from tests.integration.helpers import ServerThreads
+from tests.integration.helpers import ServerThreads, serve_until_stopped
 
 pytestmark = [pytest.mark.broker, pytest.mark.private_node]
 
@@ -61,12 +61,7 @@ def tutorial_server(url: str, queue: str, ready: threading.Event, stop: threadin
             )
         ch.basic_ack(method.delivery_tag)
 
-    channel.basic_qos(prefetch_count=1)
-    channel.basic_consume(queue, on_request)
-    ready.set()
-    while not stop.is_set():
-        connection.process_data_events(time_limit=0.1)
-    connection.close()
+    serve_until_stopped(connection, channel, queue, on_request, ready, stop)
 
 
 def tutorial_calls(url: str, queue: str, ns: list[int], direct: bool = False) -> list[tuple[str, bytes]]:
