@@ -24,7 +24,6 @@ import multiprocessing as mp
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -39,6 +38,8 @@ import pika
 import requests
 import socketio
 import websocket
+
+from bench.common import cpu_model, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -67,21 +68,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def percentile(values: list[float], q: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem = ""
     try:
         kib = int(Path("/proc/meminfo").read_text().split()[1])

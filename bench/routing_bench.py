@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 
+from bench.common import cpu_model, percentile
 from rabbit.routing import BindingInfo, ExchangeInfo, RoutingIndex, route, route_indexed, topic_matches
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,12 +71,6 @@ def routing_keys(count: int, rng: random.Random) -> list[str]:
 
 
 # --------------------------------------------------------------------------- figures
-def percentile(values: list[float], q: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def timed(fn: Any, items: list[Any]) -> dict[str, float]:
     """Milliseconds per call of ``fn(item)``: p50, p99, mean."""
     times = []
@@ -87,14 +82,7 @@ def timed(fn: Any, items: list[Any]) -> dict[str, float]:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return (
         f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
     )

@@ -5,8 +5,10 @@ and the registry of owners that health reads to say "degraded".
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pika
@@ -33,6 +35,18 @@ CONNECTION_LOST = (
     pex.StreamLostError,
     OSError,
 )
+
+
+@contextlib.contextmanager
+def failures_reported(report: Callable[[Exception], None]) -> Iterator[None]:
+    """Around the body of a pika callback: a lost connection goes up (its owner reconnects); any other exception
+    goes to ``report`` and no further, since an exception let out of the callback would end the link's owner."""
+    try:
+        yield
+    except CONNECTION_LOST:
+        raise
+    except Exception as exc:
+        report(exc)
 
 
 def connection_parameters(url: str, name: str, *, heartbeat: int | None = None) -> pika.URLParameters:

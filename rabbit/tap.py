@@ -20,9 +20,10 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.connection import CONNECTION_LOST, BrokerLink
+from rabbit.connection import BrokerLink
 from rabbit.errors import BrokerError, BrokerUnavailable
 from rabbit.message_view import delivered_view
+from rabbit.owners import failures_reported
 from rabbit.properties import json_safe
 
 log = logging.getLogger(__name__)
@@ -174,17 +175,16 @@ class Tap:
     def _on_message(self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         """pika's callback: a message the tap cannot handle is reported on the tap (state ``error``, the reason,
         ``errors`` counted), which goes on; an exception let out here would end the link's owner."""
-        try:
+        with failures_reported(self._handling_failed):
             self._handle(method, properties, body)
-        except CONNECTION_LOST:
-            raise
-        except Exception as exc:
-            self.errors += 1
-            self.error = f"could not handle message {self.count}: {type(exc).__name__}: {exc}"[:500]
-            self.state = "error"
-            log.warning("tap %s on %r: %s", self.id, self.exchange, self.error)
-            log.debug("tap %s: handling failed", self.id, exc_info=exc)
-            self._changed()
+
+    def _handling_failed(self, exc: Exception) -> None:
+        self.errors += 1
+        self.error = f"could not handle message {self.count}: {type(exc).__name__}: {exc}"[:500]
+        self.state = "error"
+        log.warning("tap %s on %r: %s", self.id, self.exchange, self.error)
+        log.debug("tap %s: handling failed", self.id, exc_info=exc)
+        self._changed()
 
     def _handle(self, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         self.count += 1

@@ -34,10 +34,11 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 
-from rabbit.connection import CONNECTION_LOST, BrokerLink
+from rabbit.connection import BrokerLink
 from rabbit.errors import BrokerError, BrokerUnavailable
 from rabbit.management import ManagementClient, ManagementUnavailable
 from rabbit.message_view import message_view
+from rabbit.owners import failures_reported
 from rabbit.properties import json_safe
 from rabbit.tap import YIELD_EVERY
 
@@ -346,16 +347,15 @@ class Firehose:
     def _on_message(self, channel: Any, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         """pika's callback: a trace copy that cannot be handled is reported (``error``, ``errors``), and tracing
         goes on; an exception let out here would end the link's owner."""
-        try:
+        with failures_reported(self._handling_failed):
             self._handle(method, properties, body)
-        except CONNECTION_LOST:
-            raise
-        except Exception as exc:
-            self.errors += 1
-            self.error = f"could not handle a trace copy: {type(exc).__name__}: {exc}"[:500]
-            log.warning("trace on %r: %s", self.vhost, self.error)
-            log.debug("trace: handling failed", exc_info=exc)
-            self._changed()
+
+    def _handling_failed(self, exc: Exception) -> None:
+        self.errors += 1
+        self.error = f"could not handle a trace copy: {type(exc).__name__}: {exc}"[:500]
+        log.warning("trace on %r: %s", self.vhost, self.error)
+        log.debug("trace: handling failed", exc_info=exc)
+        self._changed()
 
     def _handle(self, method: Any, properties: pika.BasicProperties, body: bytes) -> None:
         event = parse_trace_message(method.routing_key, properties.headers, body, time.time())

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_traffic_page import open_traffic, start_consumer
+from tests.e2e.test_traffic_page import (
+    delete_queue_and_consumers,
+    first_delivery,
+    open_traffic,
+    publish,
+    start_consumer,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 
@@ -18,12 +24,8 @@ def test_a_deeply_nested_body_is_delivered_and_the_detail_says_why_it_is_text(sh
     try:
         panel = open_traffic(page, shared_lab)
         start_consumer(panel, queue)
-        form = panel.locator("#publish-form")
-        form.get_by_label("Routing key", exact=True).fill(queue)
-        form.get_by_label("Body", exact=True).fill(NESTED)
-        form.get_by_role("button", name="Publish").click()
-        row = panel.locator("#feed-rows tr[data-kind='delivery']").first
-        row.wait_for(timeout=10000)
+        publish(panel, queue, NESTED)
+        row = first_delivery(panel)
         row.focus()
         page.keyboard.press("Enter")
         detail = panel.locator("#message-detail")
@@ -35,7 +37,4 @@ def test_a_deeply_nested_body_is_delivered_and_the_detail_says_why_it_is_text(sh
         assert "error" not in panel.locator("#publish-result").get_attribute("class")
         assert page.js_errors == []
     finally:
-        for consumer in shared_lab.get("/api/consumers").json():
-            if consumer["queue"] == queue:
-                shared_lab.delete(f"/api/consumers/{consumer['id']}")
-        shared_lab.delete(f"/api/queues/{queue}")
+        delete_queue_and_consumers(shared_lab, queue)

@@ -8,16 +8,25 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 
 
+def open_rpc(page, lab):
+    page.goto(lab.base_url + "/#rpc")
+    panel = page.locator("section[data-panel=rpc][data-ready=true]")
+    panel.wait_for(state="visible")
+    return panel
+
+
+def start_server(panel, queue: str) -> None:
+    panel.get_by_label("Queue", exact=True).fill(queue)
+    panel.get_by_role("button", name="Start server").click()
+
+
 def test_start_a_server_and_call_fib_30(shared_lab, page, amqp, unique):
     queue = unique("rpc-page")
     amqp.queues.append(queue)
-    page.goto(shared_lab.base_url + "/#rpc")
-    panel = page.locator("section[data-panel=rpc][data-ready=true]")
-    panel.wait_for(state="visible")
+    panel = open_rpc(page, shared_lab)
     assert page.get_by_role("tab", name="RPC").get_attribute("aria-selected") == "true"
     try:
-        panel.get_by_label("Queue", exact=True).fill(queue)
-        panel.get_by_role("button", name="Start server").click()
+        start_server(panel, queue)
         server_row = panel.locator("#rpc-servers tr")
         server_row.first.wait_for()
         page.wait_for_function(

@@ -4,6 +4,7 @@ burst (issue 17 items 6-7, issue 15 item 8), in a real browser against a real la
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.test_rpc_page import open_rpc
 from tests.integration.test_rpc_bursts import ScriptedServer, node_tutorial
 
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
@@ -22,9 +23,7 @@ def test_float_replies_are_flagged_and_bursts_cancelled(shared_lab, page, amqp, 
     node = start_server(broker_url, amqp, unique("rpc-node"), node_tutorial)
     silent = start_server(broker_url, amqp, unique("rpc-silent"), lambda body: None)
     try:
-        page.goto(shared_lab.base_url + "/#rpc")
-        panel = page.locator("section[data-panel=rpc][data-ready=true]")
-        panel.wait_for(state="visible")
+        panel = open_rpc(page, shared_lab)
         panel.get_by_label("Queue", exact=True).fill(node.queue)
         panel.get_by_label("n", exact=True).fill("1000")
         panel.get_by_role("button", name="Call", exact=True).click()

@@ -3,18 +3,17 @@
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.test_rpc_page import open_rpc, start_server
+
 pytestmark = [pytest.mark.e2e, pytest.mark.broker]
 
 
 def test_a_killed_server_stays_greyed_and_a_refused_call_shows_its_reason(shared_lab, page, amqp, unique):
     queue = unique("rpc-ended")
     amqp.queues.append(queue)
-    page.goto(shared_lab.base_url + "/#rpc")
-    panel = page.locator("section[data-panel=rpc][data-ready=true]")
-    panel.wait_for(state="visible")
+    panel = open_rpc(page, shared_lab)
     try:
-        panel.get_by_label("Queue", exact=True).fill(queue)
-        panel.get_by_role("button", name="Start server").click()
+        start_server(panel, queue)
         row = panel.locator("#rpc-servers tr[data-state=serving]")
         row.wait_for()
         server_id = row.locator("td").first.inner_text()

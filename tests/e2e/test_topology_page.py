@@ -30,6 +30,16 @@ def submit(form):
     form.page.wait_for_function("(form) => !form.hasAttribute('aria-busy')", arg=form.element_handle())
 
 
+def declare_exchange(page, name: str, type: str):
+    """Declare an exchange through the page's form and wait for its row (the form is returned for more)."""
+    form = page.locator("#exchange-form")
+    form.locator("#exchange-name").fill(name)
+    form.locator("#exchange-type").select_option(type)
+    submit(form)
+    page.locator(f"#exchange-rows tr[data-name='{name}']").wait_for()
+    return form
+
+
 def test_declare_bind_and_explain_the_tutorial_topic_example(shared_lab, page, unique, cleanup):
     exchange, q_orange, q_lazy = unique("animals"), unique("orange"), unique("lazy")
     cleanup["exchanges"].append(exchange)
@@ -37,11 +47,7 @@ def test_declare_bind_and_explain_the_tutorial_topic_example(shared_lab, page, u
     open_panel(page, shared_lab)
 
     # Declare the exchange and the queues through the page's forms.
-    form = page.locator("#exchange-form")
-    form.locator("#exchange-name").fill(exchange)
-    form.locator("#exchange-type").select_option("topic")
-    submit(form)
-    page.locator(f"#exchange-rows tr[data-name='{exchange}']").wait_for()
+    declare_exchange(page, exchange, "topic")
     for queue in (q_orange, q_lazy):
         page.fill("#queue-name", queue)
         page.locator("#queue-name").press("Enter")
@@ -105,11 +111,7 @@ def test_broker_errors_show_near_the_form_and_the_page_keeps_working(shared_lab,
     exchange = unique("typed")
     cleanup["exchanges"].append(exchange)
     open_panel(page, shared_lab)
-    form = page.locator("#exchange-form")
-    form.locator("#exchange-name").fill(exchange)
-    form.locator("#exchange-type").select_option("topic")
-    submit(form)
-    page.locator(f"#exchange-rows tr[data-name='{exchange}']").wait_for()
+    form = declare_exchange(page, exchange, "topic")
 
     form.locator("#exchange-name").fill(exchange)
     form.locator("#exchange-type").select_option("fanout")

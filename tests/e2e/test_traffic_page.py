@@ -44,6 +44,29 @@ def start_consumer(panel, queue: str) -> None:
     ).wait_for(timeout=10000)
 
 
+def publish(panel, routing_key: str, body: str):
+    """Publish ``body`` with ``routing_key`` through the panel's publish form (returned for more)."""
+    form = panel.locator("#publish-form")
+    form.get_by_label("Routing key", exact=True).fill(routing_key)
+    form.get_by_label("Body", exact=True).fill(body)
+    form.get_by_role("button", name="Publish").click()
+    return form
+
+
+def first_delivery(panel):
+    """The feed's newest delivery row, once it is there."""
+    row = panel.locator("#feed-rows tr[data-kind='delivery']").first
+    row.wait_for(timeout=10000)
+    return row
+
+
+def delete_queue_and_consumers(lab, queue: str) -> None:
+    for consumer in lab.get("/api/consumers").json():
+        if consumer["queue"] == queue:
+            lab.delete(f"/api/consumers/{consumer['id']}")
+    lab.delete(f"/api/queues/{queue}")
+
+
 def test_a_fanout_publish_from_the_page_reaches_both_consumers(shared_lab, page, fanout):
     exchange, queues = fanout
     panel = open_traffic(page, shared_lab)
@@ -88,12 +111,8 @@ def test_a_markup_body_shows_as_text_and_an_unroutable_message_is_marked(shared_
     try:
         panel = open_traffic(page, shared_lab)
         start_consumer(panel, queue)
-        form = panel.locator("#publish-form")
-        form.get_by_label("Routing key", exact=True).fill(queue)
-        form.get_by_label("Body", exact=True).fill(XSS)
-        form.get_by_role("button", name="Publish").click()
-        row = panel.locator("#feed-rows tr[data-kind='delivery']").first
-        row.wait_for(timeout=10000)
+        form = publish(panel, queue, XSS)
+        row = first_delivery(panel)
         assert XSS in row.inner_text()
         row.focus()
         page.keyboard.press("Enter")
@@ -112,10 +131,7 @@ def test_a_markup_body_shows_as_text_and_an_unroutable_message_is_marked(shared_
         assert dialogs == []
         assert page.js_errors == []
     finally:
-        for consumer in shared_lab.get("/api/consumers").json():
-            if consumer["queue"] == queue:
-                shared_lab.delete(f"/api/consumers/{consumer['id']}")
-        shared_lab.delete(f"/api/queues/{queue}")
+        delete_queue_and_consumers(shared_lab, queue)
 
 
 def test_a_burst_into_a_full_queue_shows_its_progress_and_the_nacked_overflow(shared_lab, page, unique):

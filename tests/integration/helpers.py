@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pika
 import socketio
 
 from tests.conftest import wait_until
@@ -68,3 +69,49 @@ def get_one(amqp, queue: str):
     method, props, body = amqp.fresh_channel().basic_get(queue, auto_ack=True)
     assert method is not None, f"no message in {queue}"
     return props, body
+
+
+def publish_when_up(amqp_url: str, exchange: str, routing_key: str, body: bytes) -> bool:
+    """Publish one message on a connection of its own; False while the broker (restarting) takes no connection."""
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    except pika.exceptions.AMQPError:
+        return False
+    try:
+        connection.channel().basic_publish(exchange, routing_key, body)
+    finally:
+        connection.close()
+    return True
+
+
+class ServerThreads:
+    """RPC servers of a test, each ``target(url, queue, ready, stop, *extra)`` in a thread, stopped at the end."""
+
+    def __init__(self) -> None:
+        self._running: list[tuple[threading.Thread, threading.Event]] = []
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def start(self, target: Callable[..., None], url: str, queue: str, *extra: Any) -> None:
+        """Run a server and wait (10 s at most) until it says it is ready."""
+        ready, stop = threading.Event(), threading.Event()
+        thread = threading.Thread(target=target, args=(url, queue, ready, stop, *extra), daemon=True)
+        thread.start()
+        self._running.append((thread, stop))
+        assert ready.wait(10)
+
+    def stop(self) -> None:
+        for thread, stop in self._running:
+            stop.set()
+            thread.join(5)
+
+
+def serve_until_stopped(connection, channel, queue: str, on_request, ready: threading.Event, stop: threading.Event):
+    """Consume ``queue`` with ``on_request`` (prefetch 1), say ``ready``, serve until ``stop``, then close."""
+    channel.basic_qos(prefetch_count=1)
+    channel.basic_consume(queue, on_request)
+    ready.set()
+    while not stop.is_set():
+        connection.process_data_events(time_limit=0.1)
+    connection.close()

@@ -20,6 +20,7 @@ import pytest
 from rabbit.correlation import DUPLICATE, LATE
 from rabbit.rpc import RpcClient, RpcServerError, RpcTimeout
 from tests.conftest import ROOT, wait_until
+from tests.integration.helpers import ServerThreads, serve_until_stopped
 
 pytestmark = pytest.mark.broker
 
@@ -121,32 +122,21 @@ def run_tutorial_server(url: str, queue: str, ready: threading.Event, stop: thre
         ch.basic_publish("", props.reply_to, str(slow_fib(int(body))).encode(), reply)
         ch.basic_ack(method.delivery_tag)
 
-    channel.basic_qos(prefetch_count=1)
-    channel.basic_consume(queue, on_request)
-    ready.set()
-    while not stop.is_set():
-        connection.process_data_events(time_limit=0.1)
-    connection.close()
+    serve_until_stopped(connection, channel, queue, on_request, ready, stop)
 
 
 @pytest.fixture
 def tutorial_server(broker_url, amqp, unique):
-    threads = []
+    servers = ServerThreads()
 
     def start(delay: float = 0.0) -> str:
-        queue = unique(f"tut{len(threads)}")
+        queue = unique(f"tut{len(servers)}")
         amqp.queues.append(queue)
-        ready, stop = threading.Event(), threading.Event()
-        thread = threading.Thread(target=run_tutorial_server, args=(broker_url, queue, ready, stop, delay), daemon=True)
-        thread.start()
-        threads.append((thread, stop))
-        assert ready.wait(10)
+        servers.start(run_tutorial_server, broker_url, queue, delay)
         return queue
 
     yield start
-    for thread, stop in threads:
-        stop.set()
-        thread.join(5)
+    servers.stop()
 
 
 def queue_state(amqp, queue: str) -> tuple[int, int]:

@@ -15,6 +15,7 @@ import pytest
 import socketio
 
 from tests.conftest import wait_until
+from tests.integration.helpers import ServerThreads, serve_until_stopped
 
 pytestmark = [pytest.mark.broker, pytest.mark.private_node]
 
@@ -60,12 +61,7 @@ def tutorial_server(url: str, queue: str, ready: threading.Event, stop: threadin
             )
         ch.basic_ack(method.delivery_tag)
 
-    channel.basic_qos(prefetch_count=1)
-    channel.basic_consume(queue, on_request)
-    ready.set()
-    while not stop.is_set():
-        connection.process_data_events(time_limit=0.1)
-    connection.close()
+    serve_until_stopped(connection, channel, queue, on_request, ready, stop)
 
 
 def tutorial_calls(url: str, queue: str, ns: list[int], direct: bool = False) -> list[tuple[str, bytes]]:
@@ -90,22 +86,15 @@ def tutorial_calls(url: str, queue: str, ns: list[int], direct: bool = False) ->
 
 @pytest.fixture
 def app_server(managed_node):
-    threads = []
+    servers = ServerThreads()
 
     def start(reply_twice: bool = False) -> str:
         queue = f"rl-test-inspect-{uuid.uuid4().hex[:8]}"
-        ready, stop = threading.Event(), threading.Event()
-        args = (managed_node.amqp_url, queue, ready, stop, reply_twice)
-        thread = threading.Thread(target=tutorial_server, args=args, daemon=True)
-        thread.start()
-        threads.append((thread, stop))
-        assert ready.wait(10)
+        servers.start(tutorial_server, managed_node.amqp_url, queue, reply_twice)
         return queue
 
     yield start
-    for thread, stop in threads:
-        stop.set()
-        thread.join(5)
+    servers.stop()
 
 
 def trips_of(lab, cids: set[str]) -> list[dict]:

@@ -8,10 +8,16 @@ import pika
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration.helpers import publish_when_up
 from tests.integration.test_limits import post_all
 from tests.integration.test_live import LiveClient
 
 pytestmark = pytest.mark.broker
+
+
+def spy_binding_keys(lab, spy_id: str) -> list[str]:
+    """The routing keys of the bindings the lab lists for spy ``spy_id``."""
+    return [b["routing_key"] for s in lab.get("/api/spies").json() if s["id"] == spy_id for b in s["bindings"]]
 
 
 def spy_events(client: LiveClient, spy_id: str) -> list[dict]:
@@ -83,12 +89,7 @@ def test_a_spy_sees_what_the_queue_gets_and_its_consumer_still_gets_all(shared_l
         added = shared_lab.post("/api/bindings", {"source": exchange, "destination": queue, "routing_key": "users.#"})
         assert added.status_code == 201
         wait_until(
-            lambda: any(
-                b["routing_key"] == "users.#"
-                for s in shared_lab.get("/api/spies").json()
-                if s["id"] == spy["id"]
-                for b in s["bindings"]
-            ),
+            lambda: "users.#" in spy_binding_keys(shared_lab, spy["id"]),
             message="the new binding mirrored",
         )
         amqp.channel.basic_publish(exchange, "users.created", b"after the new binding")
@@ -181,12 +182,7 @@ def test_with_management_a_spy_mirrors_bindings_other_applications_make(managed_
         try:
             channel.queue_bind(queue, exchange, "blue")  # another application binds: the feed's poll sees it
             wait_until(
-                lambda: any(
-                    b["routing_key"] == "blue"
-                    for s in managed_lab.get("/api/spies").json()
-                    if s["id"] == spy["id"]
-                    for b in s["bindings"]
-                ),
+                lambda: "blue" in spy_binding_keys(managed_lab, spy["id"]),
                 timeout=20,
                 message="the other application's binding mirrored",
             )
@@ -225,15 +221,9 @@ def test_a_spy_rebinds_after_the_broker_restarts(private_node, lab_factory):
     private_node.restart()
 
     def republished() -> bool:
-        try:
-            conn = pika.BlockingConnection(pika.URLParameters(private_node.amqp_url))
-        except pika.exceptions.AMQPError:
-            return False
-        try:
-            conn.channel().basic_publish(exchange, "k", b"after restart")
-        finally:
-            conn.close()
-        return any(e["body"]["text"] == "after restart" for e in spy_events(client, spy["id"]))
+        return publish_when_up(private_node.amqp_url, exchange, "k", b"after restart") and any(
+            e["body"]["text"] == "after restart" for e in spy_events(client, spy["id"])
+        )
 
     try:
         wait_until(republished, timeout=60, interval=1.0, message="a spy event after the restart")

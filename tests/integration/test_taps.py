@@ -6,6 +6,7 @@ import pika
 import pytest
 
 from tests.conftest import wait_until
+from tests.integration.helpers import publish_when_up
 from tests.integration.test_live import LiveClient
 
 pytestmark = pytest.mark.broker
@@ -135,15 +136,9 @@ def test_a_tap_rebinds_after_the_broker_restarts(private_node, lab_factory):
     private_node.restart()
 
     def republished() -> bool:
-        try:
-            conn = pika.BlockingConnection(pika.URLParameters(private_node.amqp_url))
-        except pika.exceptions.AMQPError:
-            return False
-        try:
-            conn.channel().basic_publish("rl-test-durable-x", "", b"after restart")
-        finally:
-            conn.close()
-        return any(e["body"]["text"] == "after restart" for e in tap_events(client, tap["id"]))
+        return publish_when_up(private_node.amqp_url, "rl-test-durable-x", "", b"after restart") and any(
+            e["body"]["text"] == "after restart" for e in tap_events(client, tap["id"])
+        )
 
     try:
         wait_until(republished, timeout=60, interval=1.0, message="a tap event after the restart")
