@@ -4,7 +4,9 @@ A passive ``queue.declare`` answers both. The checks run one at a time on a chan
 owner: a check of a missing queue closes its channel (404) and a new one is opened for the next. A check the broker
 does not answer within ``timeout`` seconds (a name it rewrote, say) fails, and its channel is abandoned and
 replaced, since pika would queue every later declare behind the unanswered one; :attr:`QueueChecks.since` says
-how long the running check has waited (the client reports ``stuck`` from it).
+how long the running check has waited (the client reports ``stuck`` from it), and stays set until the replacement
+channel opens. If that does not open within ``timeout`` either, the connection itself is not answering: its socket
+is shut, the runner reconnects, and the waiting checks end as ``broker_down``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import pika
 
 from rabbit.async_connection import AsyncConnection
+from rabbit.owners import abort_socket
 
 log = logging.getLogger("rabbit.rpc")
 
@@ -72,6 +75,8 @@ class QueueChecks:
             conn.channel(on_open_callback=self._on_channel_open)
 
     def _on_channel_open(self, channel: Any) -> None:
+        if not self._busy and self._timer is not None:  # the replacement of a stuck channel: no longer stuck
+            self._done()
         self.channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         self._next()
@@ -109,6 +114,7 @@ class QueueChecks:
         if not self._busy or not self._waiting:
             return
         queue, on_count = self._waiting.popleft()
+        stuck_since = self.since
         self._done()
         self.recoveries += 1
         channel, self.channel = self.channel, None  # its close callback is now ignored
@@ -116,7 +122,19 @@ class QueueChecks:
         with contextlib.suppress(Exception):  # queued behind the unanswered declare: it may never go out
             channel.close()
         on_count(None, f"the broker did not answer the check of queue {queue!r} within {self.timeout:g} s")
+        self.since = stuck_since  # still stuck until the replacement channel opens
+        self._timer = self._runner.call_later(self.timeout, self._on_reopen_stuck)
         self._reopen()
+
+    def _on_reopen_stuck(self) -> None:
+        """No replacement check channel within ``timeout`` either: the connection does not answer. Shut its socket
+        (the runner reconnects; :meth:`connection_lost` ends the waiting checks as ``broker_down``)."""
+        self._timer = None
+        if self.channel is not None:
+            return
+        log.warning("%s: no new check channel within %g s: reconnecting", self.name, self.timeout)
+        if not abort_socket(self._runner.connection):
+            self.since = None
 
     def _on_answer(self, frame: Any) -> None:
         self._done()

@@ -471,3 +471,29 @@ def test_a_failing_job_in_the_rpc_client_does_not_reconnect_it(client, fib_serve
     client._hand_over(lambda: 1 / 0)
     assert client.call(10, queue=fib_servers.queue)["result"] == "55"
     assert client.status["reconnects"] == 0 and client.status["state"] == "connected"
+
+
+def test_a_check_channel_that_never_reopens_keeps_the_client_stuck_then_reconnects_it(broker_url, amqp, unique):
+    """After a stuck check, the client stays "stuck" until its replacement channel opens; if that never opens
+    either (here: its open is never sent), the connection itself is shut and made anew, and calls work again."""
+    base = unique("rpc-reopen")
+    amqp.channel.queue_declare(base)
+    amqp.queues.append(base)
+    rpc = RpcClient(broker_url, name="test-rpc-reopen", probe_timeout=1.5, stuck_after=0.3).start()
+    try:
+        assert rpc.wait_ready(10)
+        rpc._checks._reopen = lambda: None  # the replacement channel never comes
+        done = threading.Event()
+        rpc._hand_over(lambda: rpc._probe(f"{base}\r", lambda _count, _error: done.set()))
+        assert done.wait(5)  # the stuck check failed after probe_timeout
+        assert rpc.status["stuck"] is True  # but the client is still stuck: no check channel
+        wait_until(lambda: rpc.status["reconnects"] >= 1, timeout=10, message="the client reconnected")
+        wait_until(lambda: rpc.status["state"] == "connected", timeout=10, message="the client connected again")
+        assert rpc.status["stuck"] is False
+        del rpc._checks._reopen  # the new connection opens its check channel as always
+        wait_until(lambda: rpc._checks.channel is not None, timeout=5, message="a check channel")
+        started = time.monotonic()
+        assert rpc.consumer_count(base) == 0
+        assert time.monotonic() - started < 1.0
+    finally:
+        rpc.stop()
