@@ -44,6 +44,17 @@ def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
     return False
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (someone else's process counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def free_port_block(start: int, size: int = 3, end: int = 60000) -> int:
     """The first port from ``start`` such that ``size`` consecutive ports are free (skipping 35672-35682)."""
     port = start

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rabbit.errors import LabError
+from rabbit.localnode import pid_alive
 from rabbit.validation import check_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,16 +309,6 @@ class ServerPool:
                 self._on_event("rpc_servers", {"servers": self.list()})
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 def remove_stale_workdirs(parent: Path) -> list[Path]:
     """Remove the work folders of pools whose lab is gone (killed with ``kill -9``, say); the ones removed.
 
@@ -332,7 +323,7 @@ def remove_stale_workdirs(parent: Path) -> list[Path]:
             pid = json.loads((folder / OWNER_FILE).read_text()).get("pid")
         except (OSError, ValueError, AttributeError):
             continue
-        if not isinstance(pid, int) or pid == os.getpid() or _pid_alive(pid):
+        if not isinstance(pid, int) or pid == os.getpid() or pid_alive(pid):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)

@@ -36,6 +36,7 @@ import pika.exceptions as pex
 
 from rabbit.connection import BrokerLink
 from rabbit.errors import BrokerError, BrokerUnavailable
+from rabbit.localnode import pid_alive
 from rabbit.management import ManagementClient, ManagementUnavailable
 from rabbit.message_view import message_view
 from rabbit.owners import failures_reported
@@ -56,16 +57,6 @@ OnEvent = Callable[[str, dict[str, Any]], None]
 
 def default_marker_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"rabbitlens-trace-{os.getuid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _text(value: Any) -> str | None:
@@ -245,7 +236,7 @@ class Firehose:
             owner = json.loads(self.marker.read_text()).get("pid")
         except (OSError, ValueError, AttributeError):
             return None
-        if isinstance(owner, int) and owner != os.getpid() and _pid_alive(owner):
+        if isinstance(owner, int) and owner != os.getpid() and pid_alive(owner):
             return None
         with self._lock:
             if self.enabled:  # this lab traces now: the marker is its own
